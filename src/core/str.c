@@ -1,0 +1,34 @@
+#include "core/str.h"
+
+#include <openssl/crypto.h>
+
+bool pc_str_eq(pc_str a, pc_str b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+static char lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c; }
+
+bool pc_str_eq_ci(pc_str a, pc_str b)
+{
+    if (a.len != b.len) return false;
+    for (size_t i = 0; i < a.len; i++)
+        if (lower(a.ptr[i]) != lower(b.ptr[i])) return false;
+    return true;
+}
+
+bool pc_str_eq_lit_ci(pc_str a, const char *lit) { return pc_str_eq_ci(a, pc_str_c(lit)); }
+
+bool pc_ct_eq(const void *a, size_t alen, const void *b, size_t blen)
+{
+    /* Lengths of our secrets (hashes, nonces) are public; the contents are
+     * not. CRYPTO_memcmp runs in time that depends only on the length. */
+    if (alen != blen) return false;
+    if (alen == 0) return true;
+    return CRYPTO_memcmp(a, b, alen) == 0;
+}
+
+void pc_wipe(void *p, size_t n)
+{
+    if (p && n) OPENSSL_cleanse(p, n);
+}

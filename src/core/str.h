@@ -1,0 +1,29 @@
+/* Bytes travel with their length (ngx_str_t, h2o_iovec_t). Wire data is
+ * never strlen'd. */
+#ifndef PC_CORE_STR_H
+#define PC_CORE_STR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+
+typedef struct pc_str {
+    const char *ptr;
+    size_t len;
+} pc_str;
+
+#define PC_STR(lit) ((pc_str){(lit), sizeof(lit) - 1})
+#define PC_STR_NULL ((pc_str){NULL, 0})
+
+static inline pc_str pc_str_c(const char *s) { return (pc_str){s, s ? strlen(s) : 0}; }
+
+bool pc_str_eq(pc_str a, pc_str b);
+/* ASCII case-insensitive equality (header names, auth schemes). */
+bool pc_str_eq_ci(pc_str a, pc_str b);
+bool pc_str_eq_lit_ci(pc_str a, const char *lit);
+/* Constant-time equality for secrets: the time depends only on the lengths. */
+bool pc_ct_eq(const void *a, size_t alen, const void *b, size_t blen);
+/* Wipe a secret so the compiler cannot elide it. */
+void pc_wipe(void *p, size_t n);
+
+#endif
