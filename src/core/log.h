@@ -23,6 +23,7 @@
 typedef struct pc_logline {
     char buf[PC_MAX_LOG_LINE];
     size_t len;
+    size_t good; /* length up to the last field that fit whole */
     bool truncated;
     bool access; /* goes to the buffered access stream */
 } pc_logline;

@@ -1,0 +1,255 @@
+#include "core/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int log_fd = 2;
+static _Atomic int log_level = PC_LOG_INFO;
+
+/* Per-thread access log buffer. Lines are whole: a flush never splits one,
+ * and O_APPEND makes each write land at the end of the file. */
+static _Thread_local char access_buf[PC_ACCESS_LOG_BUFFER];
+static _Thread_local size_t access_len;
+
+pc_result pc_log_open(const char *path, pc_log_level level)
+{
+    atomic_store(&log_level, (int)level);
+    if (path == NULL || strcmp(path, "-") == 0) {
+        log_fd = 2;
+        return PC_OK;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    PC_ENSURE(fd >= 0, PC_ERR_IO, "log file %s: %s", path, strerror(errno));
+    if (log_fd > 2) close(log_fd);
+    log_fd = fd;
+    return PC_OK;
+}
+
+void pc_log_set_level(pc_log_level level) { atomic_store(&log_level, (int)level); }
+
+bool pc_log_enabled(pc_log_level level) { return (int)level >= atomic_load(&log_level); }
+
+void pc_log_close(void)
+{
+    pc_log_flush_thread();
+    if (log_fd > 2) close(log_fd);
+    log_fd = 2;
+}
+
+static void put_raw(pc_logline *l, const char *s, size_t n)
+{
+    /* Reserve room for the closing "}\n" and a truncation marker. */
+    size_t room = sizeof l->buf - 32;
+    if (l->len + n > room) {
+        n = l->len < room ? room - l->len : 0;
+        l->truncated = true;
+    }
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+}
+
+static void put_escaped(pc_logline *l, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[6];
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x7f) continue;
+        put_raw(l, s + start, i - start);
+        start = i + 1;
+        if (c == '"' || c == '\\') {
+            tmp[0] = '\\';
+            tmp[1] = (char)c;
+            put_raw(l, tmp, 2);
+        } else {
+            /* Control bytes and non-ASCII are escaped, so a hostile header
+             * can neither break the line nor smuggle invalid UTF-8 in. */
+            tmp[0] = '\\';
+            tmp[1] = 'u';
+            tmp[2] = '0';
+            tmp[3] = '0';
+            tmp[4] = hex[c >> 4];
+            tmp[5] = hex[c & 15];
+            put_raw(l, tmp, 6);
+        }
+    }
+    put_raw(l, s + start, n - start);
+}
+
+static void put_key(pc_logline *l, const char *key)
+{
+    put_raw(l, ",\"", 2);
+    put_raw(l, key, strlen(key));
+    put_raw(l, "\":", 2);
+}
+
+/* A field is kept only if it fit whole, so a truncated line is still valid
+ * JSON: the fields that fit, then "truncated":true. */
+static void field_done(pc_logline *l)
+{
+    if (!l->truncated) l->good = l->len;
+}
+
+static const char *level_names[] = {"debug", "info", "warn", "error"};
+
+static void begin(pc_logline *l, pc_log_level level, const char *event)
+{
+    struct timespec ts;
+    struct tm tm;
+    char head[96];
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = snprintf(head, sizeof head, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\"",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, ts.tv_nsec / 1000000, level_names[level]);
+    l->len = 0;
+    l->good = 0;
+    l->truncated = false;
+    put_raw(l, head, (size_t)n);
+    put_key(l, "event");
+    put_raw(l, "\"", 1);
+    put_escaped(l, event, strlen(event));
+    put_raw(l, "\"", 1);
+    field_done(l);
+}
+
+bool pc_log_begin(pc_logline *l, pc_log_level level, const char *event)
+{
+    if (!pc_log_enabled(level)) return false;
+    l->access = false;
+    begin(l, level, event);
+    return true;
+}
+
+bool pc_log_access_begin(pc_logline *l)
+{
+    if (!pc_log_enabled(PC_LOG_INFO)) return false;
+    l->access = true;
+    begin(l, PC_LOG_INFO, "access");
+    return true;
+}
+
+void pc_log_str(pc_logline *l, const char *key, pc_str val)
+{
+    put_key(l, key);
+    if (val.ptr == NULL) {
+        put_raw(l, "null", 4);
+        field_done(l);
+        return;
+    }
+    put_raw(l, "\"", 1);
+    put_escaped(l, val.ptr, val.len);
+    put_raw(l, "\"", 1);
+    field_done(l);
+}
+
+void pc_log_cstr(pc_logline *l, const char *key, const char *val)
+{
+    pc_log_str(l, key, val ? pc_str_c(val) : PC_STR_NULL);
+}
+
+void pc_log_int(pc_logline *l, const char *key, int64_t val)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%lld", (long long)val);
+    put_key(l, key);
+    put_raw(l, tmp, (size_t)n);
+    field_done(l);
+}
+
+void pc_log_uint(pc_logline *l, const char *key, uint64_t val)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)val);
+    put_key(l, key);
+    put_raw(l, tmp, (size_t)n);
+    field_done(l);
+}
+
+void pc_log_bool(pc_logline *l, const char *key, bool val)
+{
+    put_key(l, key);
+    put_raw(l, val ? "true" : "false", val ? 4 : 5);
+    field_done(l);
+}
+
+void pc_log_double(pc_logline *l, const char *key, double val, int decimals)
+{
+    char tmp[64];
+    int n = snprintf(tmp, sizeof tmp, "%.*f", decimals, val);
+    put_key(l, key);
+    put_raw(l, tmp, (size_t)n);
+    field_done(l);
+}
+
+void pc_log_redacted(pc_logline *l, const char *key, pc_str secret)
+{
+    char tmp[48];
+    size_t show = secret.len < 8 ? 0 : 8; /* short secrets show nothing */
+    int n = snprintf(tmp, sizeof tmp, "%.*s...(%zu)", (int)show, secret.ptr ? secret.ptr : "",
+                     secret.len);
+    put_key(l, key);
+    put_raw(l, "\"", 1);
+    put_escaped(l, tmp, (size_t)n);
+    put_raw(l, "\"", 1);
+    field_done(l);
+}
+
+static void write_all(const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(log_fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return; /* nowhere left to report a logging failure */
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+void pc_log_flush_thread(void)
+{
+    if (access_len == 0) return;
+    write_all(access_buf, access_len);
+    access_len = 0;
+}
+
+void pc_log_end(pc_logline *l)
+{
+    if (l->truncated) {
+        l->len = l->good;
+        memcpy(l->buf + l->len, ",\"truncated\":true", 17);
+        l->len += 17;
+    }
+    /* put_raw reserved room for these two bytes. */
+    l->buf[l->len++] = '}';
+    l->buf[l->len++] = '\n';
+    if (!l->access) {
+        write_all(l->buf, l->len);
+        return;
+    }
+    if (access_len + l->len > sizeof access_buf) pc_log_flush_thread();
+    memcpy(access_buf + access_len, l->buf, l->len);
+    access_len += l->len;
+}
+
+void pc_log_msg(pc_log_level level, const char *event, const char *fmt, ...)
+{
+    pc_logline l;
+    char msg[1024];
+    if (!pc_log_begin(&l, level, event)) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    pc_log_cstr(&l, "msg", msg);
+    pc_log_end(&l);
+}
