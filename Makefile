@@ -11,6 +11,15 @@
 #   make format     clang-format the tree
 .DEFAULT_GOAL := release
 
+# Quiet by default; V=1 shows the full commands.
+ifeq ($(V),1)
+Q :=
+say =
+else
+Q := @
+say = @echo "  $(1)"
+endif
+
 PKGS      := libssl libcrypto libevent libevent_pthreads libevent_openssl jansson yaml-0.1 sqlite3
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -lm
@@ -41,14 +50,16 @@ $(1)_LIB  := build/$(1)/libportcullis.a
 
 build/$(1)/%.o: %.c
 	@mkdir -p $$(dir $$@)
-	$(2) $(BASE_CFLAGS) $(3) -c $$< -o $$@
+	$$(Q)$(2) $(BASE_CFLAGS) $(3) -c $$< -o $$@
+	$$(call say,CC [$(1)] $$<)
 
 $$($(1)_LIB): $$($(1)_OBJ)
 	@rm -f $$@
-	ar rcs $$@ $$^
+	$$(Q)ar rcs $$@ $$^
 
 build/$(1)/portcullis: build/$(1)/src/cli/main.o $$($(1)_LIB)
-	$(2) $(3) $$^ -o $$@ $(4) $(PKG_LIBS)
+	$$(Q)$(2) $(3) $$^ -o $$@ $(4) $(PKG_LIBS)
+	$$(call say,LD $$@)
 
 -include $$(patsubst %.o,%.d,$$($(1)_OBJ))
 endef
@@ -66,7 +77,8 @@ asan: build/asan/portcullis
 UNIT_BIN := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRC))
 build/asan/tests/%: tests/unit/%.c $(asan_LIB)
 	@mkdir -p $(dir $@)
-	$(SANCC) $(BASE_CFLAGS) $(ASAN_CFLAGS) -Itests/unit $< $(asan_LIB) -o $@ \
+	$(call say,LD $@)
+	$(Q)$(SANCC) $(BASE_CFLAGS) $(ASAN_CFLAGS) -Itests/unit $< $(asan_LIB) -o $@ \
 		-fsanitize=address,undefined $(PKG_LIBS) -lcmocka
 
 unit-build: $(UNIT_BIN)
@@ -89,7 +101,8 @@ $(eval $(call flavour,fuzzlib,$(FUZZCC),$(FUZZ_CFLAGS),))
 FUZZ_BIN := $(patsubst fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 build/fuzz/%: fuzz/%.c $(fuzzlib_LIB)
 	@mkdir -p $(dir $@)
-	$(FUZZCC) $(BASE_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(fuzzlib_LIB) -o $@ $(PKG_LIBS)
+	$(call say,LD $@)
+	$(Q)$(FUZZCC) $(BASE_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(fuzzlib_LIB) -o $@ $(PKG_LIBS)
 
 fuzz: $(FUZZ_BIN)
 FUZZ_SECONDS ?= 30
@@ -107,7 +120,8 @@ fuzz-smoke: $(FUZZ_BIN)
 BENCH_BIN := $(patsubst bench/%.c,build/bench/%,$(BENCH_SRC))
 build/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -O2 $< -o $@ $(PKG_LIBS)
+	$(call say,LD $@)
+	$(Q)$(CC) $(BASE_CFLAGS) -O2 $< -o $@ $(PKG_LIBS)
 bench-build: build/release/portcullis $(BENCH_BIN)
 bench: bench-build
 	bench/run.sh

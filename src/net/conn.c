@@ -271,8 +271,7 @@ void pc_respond(pc_request *r, int status, const char *content_type, const char 
     }
     r->status = status;
     r->resp_body_bytes = c->rx.req.is_head ? 0 : len;
-    pc_response_build(c, status, content_type, c->rx.req.is_head ? NULL : body,
-                      c->rx.req.is_head ? 0 : len);
+    pc_response_build(c, status, content_type, body, len, c->rx.req.is_head);
     response_ready(c);
 }
 
@@ -408,6 +407,15 @@ static bool read_step(pc_conn *c)
                 }
             }
         }
+        if (c->parse_off == c->in_len && c->responded && !SSL_has_pending(c->ssl)) {
+            /* Right after a response with nothing buffered, the client is
+             * most likely waiting for it: skip the read(2) that would only
+             * say EAGAIN and let the (level-triggered) event tell us. */
+            c->responded = false;
+            set_interest(c, true, false);
+            return false;
+        }
+        c->responded = false;
         if (c->in_len == c->in_cap) {
             /* Cannot happen while the head limit is below the buffer size;
              * refuse rather than spin. */
@@ -461,6 +469,7 @@ static void finish_request(pc_conn *c)
         return;
     }
     c->state = CONN_READING;
+    c->responded = true;
     arm_timer(c, c->w->tv_idle);
 }
 

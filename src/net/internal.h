@@ -122,6 +122,7 @@ struct pc_conn {
     char *out;           /* response bytes */
     size_t out_len, out_cap, out_off;
     bool close_after;
+    bool responded;      /* a response just finished; see read_step */
     uint32_t n_requests;
     pc_request req;
 };
@@ -133,8 +134,9 @@ void pc_conn_close_now(pc_conn *c);
 
 /* response.c */
 void pc_worker_refresh_date(pc_worker *w);
-/* Serialise the head and body into c->out. */
-void pc_response_build(pc_conn *c, int status, const char *ctype, const char *body, size_t len);
+/* Serialise the head and body into c->out; omit_body for HEAD. */
+void pc_response_build(pc_conn *c, int status, const char *ctype, const char *body, size_t len,
+                       bool omit_body);
 
 /* builtin.c: the handlers every server has. */
 extern const pc_handler pc_builtin_healthz;

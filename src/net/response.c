@@ -31,7 +31,8 @@ static bool ensure_out(pc_conn *c, size_t need)
     return true;
 }
 
-void pc_response_build(pc_conn *c, int status, const char *ctype, const char *body, size_t len)
+void pc_response_build(pc_conn *c, int status, const char *ctype, const char *body, size_t len,
+                       bool omit_body)
 {
     pc_request *r = &c->req;
     pc_worker_refresh_date(c->w);
@@ -47,7 +48,10 @@ void pc_response_build(pc_conn *c, int status, const char *ctype, const char *bo
                      ctype ? "Content-Type: " : "", ctype ? ctype : "", ctype ? "\r\n" : "",
                      c->close_after ? "Connection: close\r\n" : "");
     size_t hl = (size_t)n < sizeof head ? (size_t)n : sizeof head - 1;
-    size_t need = hl + r->hdrs_len + 2 + len;
+    /* A HEAD response states the length GET would send (RFC 9110 §9.3.2)
+     * and sends no body. */
+    size_t body_len = omit_body ? 0 : len;
+    size_t need = hl + r->hdrs_len + 2 + body_len;
     if (!ensure_out(c, need)) {
         /* Out of memory: drop the connection rather than send half. */
         c->out_len = c->out_off = 0;
@@ -57,7 +61,7 @@ void pc_response_build(pc_conn *c, int status, const char *ctype, const char *bo
     memcpy(c->out, head, hl);
     memcpy(c->out + hl, r->hdrs, r->hdrs_len);
     memcpy(c->out + hl + r->hdrs_len, "\r\n", 2);
-    if (len) memcpy(c->out + hl + r->hdrs_len + 2, body, len);
+    if (body_len) memcpy(c->out + hl + r->hdrs_len + 2, body, body_len);
     c->out_len = need;
     c->out_off = 0;
 }

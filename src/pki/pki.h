@@ -10,6 +10,7 @@
 #include "core/result.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum pc_key_type {
