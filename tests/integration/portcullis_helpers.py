@@ -534,7 +534,7 @@ class Server:
                 self._finish_exit()
                 raise ServerExit(f"server exited {self.proc.returncode} during startup\n{self.diagnostics()}")
             try:
-                r = get(self.port, self.pki, timeout=2)
+                r = get(self.port, self.pki, client=self.ready_client(), timeout=2)
                 if r.status == 200:
                     return
                 last = r
@@ -542,6 +542,11 @@ class Server:
                 last = e
             time.sleep(0.03)
         raise AssertionError(f"server not ready after {timeout}s: {last!r}\n{self.diagnostics()}")
+
+    def ready_client(self):
+        """The client certificate to use for probes (required mode needs one)."""
+        mode = self.config.get("server", {}).get("tls", {}).get("client_cert")
+        return "alice" if mode == "required" else None
 
     @property
     def pid(self):
@@ -666,5 +671,5 @@ class Server:
 
     def assert_healthy(self):
         assert self.alive(), f"server died\n{self.diagnostics()}"
-        r = self.get("/healthz")
+        r = self.get("/healthz", client=self.ready_client())
         assert r.status == 200 and r.json() == {"status": "ok"}, r
