@@ -72,6 +72,42 @@ typedef struct pc_route_config {
     int line;            /* where the route was declared, for errors */
 } pc_route_config;
 
+typedef enum pc_as_profile {
+    PC_AS_PROFILE_FAPI2 = 0, /* FAPI 2.0 Security Profile, strict (default) */
+    PC_AS_PROFILE_COMPAT,    /* loosens only what docs/configuration.md lists */
+} pc_as_profile;
+
+/* A client seeded from config: its RFC 7591 metadata, converted from the
+ * YAML mapping to JSON text; validated by as/clients.c at start. */
+typedef struct pc_as_client_seed {
+    char *client_id;      /* copy of metadata.client_id */
+    char *metadata_json;  /* JSON object text */
+    int line;             /* where the client was declared */
+} pc_as_client_seed;
+
+/* as: the authorization server. Absent section = the AS is off. */
+typedef struct pc_as_config {
+    bool enabled;
+    char *issuer;                   /* as.issuer: https URL, no trailing slash */
+    pc_as_profile profile;          /* as.profile: fapi2 | compat */
+    char *signing_alg;              /* as.signing_alg: ES256 | PS256 | EdDSA */
+    char *kek_file;                 /* as.kek_file, or NULL: PORTCULLIS_KEK */
+    uint32_t access_token_lifetime_ms;     /* as.access_token_lifetime: 300s */
+    uint32_t max_access_token_lifetime_ms; /* as.max_access_token_lifetime: 3600s */
+    uint32_t assertion_max_lifetime_ms;    /* as.assertion_max_lifetime: 60s */
+    uint32_t clock_skew_ms;                /* as.clock_skew: 10s, below 60s */
+    uint32_t dpop_proof_lifetime_ms;       /* as.dpop.proof_lifetime: 60s */
+    bool dpop_nonce;                       /* as.dpop.nonce: false */
+    char *dpop_nonce_secret_file;          /* as.dpop.nonce_secret_file, or NULL */
+    char **scopes;                  /* as.scopes: scopes the AS knows */
+    size_t n_scopes;
+    char **resources;               /* as.resources: allowed audiences; [0] is the default */
+    size_t n_resources;
+    uint32_t auth_failures_per_minute;     /* as.auth_failures_per_minute: 10 */
+    pc_as_client_seed *clients;     /* as.clients */
+    size_t n_clients;
+} pc_as_config;
+
 typedef struct pc_config {
     char *path;                 /* the file this was loaded from */
     char *listen_host;          /* server.listen, host part ("127.0.0.1", "::") */
@@ -86,6 +122,7 @@ typedef struct pc_config {
     char *log_file;             /* log.file: path, or NULL for stderr */
     pc_route_config *routes;
     size_t n_routes;
+    pc_as_config as;
 } pc_config;
 
 /* Load and validate a config file. On failure *out is NULL and pc_errmsg()
