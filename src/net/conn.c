@@ -277,6 +277,17 @@ void pc_respond(pc_request *r, int status, const char *content_type, const char 
 
 static void respond_error(pc_conn *c, int status, const char *reason, const char *detail)
 {
+    /* Every refusal leaves a warn-level record, whatever the access log
+     * level: these are what an operator looks for after an attack. */
+    pc_logline l;
+    if (pc_log_begin(&l, PC_LOG_WARN, "request_refused")) {
+        pc_log_cstr(&l, "req", c->req.id);
+        pc_log_uint(&l, "conn", c->id);
+        pc_log_cstr(&l, "peer", c->peer_str);
+        pc_log_int(&l, "status", status);
+        pc_log_cstr(&l, "reason", reason);
+        pc_log_end(&l);
+    }
     /* After a protocol error the byte stream can no longer be trusted to
      * frame another request: always close (RFC 9112 §9.6). */
     c->close_after = true;
@@ -378,15 +389,6 @@ static bool read_step(pc_conn *c)
                 int status = c->rx.error_status;
                 if (!c->request_started) request_begin(c);
                 evtimer_del(c->ev_timer);
-                pc_logline l;
-                if (pc_log_begin(&l, PC_LOG_WARN, "request_refused")) {
-                    pc_log_cstr(&l, "req", c->req.id);
-                    pc_log_uint(&l, "conn", c->id);
-                    pc_log_cstr(&l, "peer", c->peer_str);
-                    pc_log_int(&l, "status", status);
-                    pc_log_cstr(&l, "reason", c->rx.error_reason);
-                    pc_log_end(&l);
-                }
                 respond_error(c, status, c->rx.error_reason,
                               limit_detail(c, status, detail, sizeof detail));
                 return true;
@@ -598,16 +600,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         if (pc_http_rx_headers_done(&c->rx) || pc_http_rx_started(&c->rx) || c->n_requests == 0) {
             /* Slowloris: a head (or body) that does not arrive in time. */
             if (!c->request_started) request_begin(c);
-            pc_logline l;
             const char *reason = pc_http_rx_headers_done(&c->rx) ? "body_timeout" : "header_timeout";
-            if (pc_log_begin(&l, PC_LOG_WARN, "request_refused")) {
-                pc_log_cstr(&l, "req", c->req.id);
-                pc_log_uint(&l, "conn", c->id);
-                pc_log_cstr(&l, "peer", c->peer_str);
-                pc_log_int(&l, "status", 408);
-                pc_log_cstr(&l, "reason", reason);
-                pc_log_end(&l);
-            }
             respond_error(c, 408, reason,
                           pc_http_rx_headers_done(&c->rx)
                               ? "the request body did not arrive in time (server.limits.body_timeout)"

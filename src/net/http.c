@@ -230,6 +230,7 @@ void pc_http_rx_reset(pc_http_rx *rx)
     rx->header_bytes = 0;
     rx->head_start = NULL;
     rx->in_header_value = false;
+    rx->line_checked = false;
     rx->headers_done = false;
     rx->message_done = false;
     rx->expect_continue = false;
@@ -246,6 +247,24 @@ void pc_http_rx_reset(pc_http_rx *rx)
 
 bool pc_http_rx_started(const pc_http_rx *rx) { return rx->head_start != NULL; }
 
+/* RFC 9112 §3: request-line = method SP request-target SP HTTP-version,
+ * exactly one SP between the parts. http-parser tolerates runs of spaces;
+ * a lenient parser in front of a strict one is how request lines get
+ * smuggled past filters, so anything else is refused (§3: MUST NOT be
+ * autocorrected). */
+static bool request_line_ok(const char *line, size_t len)
+{
+    size_t spaces = 0;
+    if (len == 0 || line[0] == ' ' || line[len - 1] == ' ') return false;
+    for (size_t i = 0; i < len; i++) {
+        if (line[i] == '\t') return false;
+        if (line[i] != ' ') continue;
+        if (line[i + 1] == ' ') return false;
+        spaces++;
+    }
+    return spaces == 2;
+}
+
 /* Scan new head bytes [from, to) (absolute offsets from head_start) for the
  * blank line that ends the head. Returns the head length including the
  * final CRLF CRLF, 0 if not found yet, or -1 (error set). */
@@ -257,6 +276,10 @@ static long scan_head(pc_http_rx *rx, size_t from, size_t to)
         if (c == '\0') return fail(rx, 400, "nul_in_head");
         if (c != '\n') continue;
         if (i == 0 || h[i - 1] != '\r') return fail(rx, 400, "bare_lf");
+        if (!rx->line_checked) {
+            rx->line_checked = true;
+            if (!request_line_ok(h, i - 1)) return fail(rx, 400, "malformed_request_line");
+        }
         if (i + 1 < to && (h[i + 1] == ' ' || h[i + 1] == '\t')) return fail(rx, 400, "obs_fold");
         if (i >= 3 && h[i - 2] == '\n' && h[i - 3] == '\r') return (long)(i + 1);
     }

@@ -52,6 +52,7 @@ typedef struct pc_http_rx {
     size_t header_bytes;      /* bytes of this request's head so far */
     const char *head_start;   /* first byte of this request in the buffer */
     bool in_header_value;     /* last callback was a header value */
+    bool line_checked;        /* the request-line passed request_line_ok */
     bool headers_done;
     bool message_done;
     bool expect_continue;     /* client sent Expect: 100-continue */
