@@ -73,10 +73,8 @@ def test_method_not_allowed_lists_allow(srv):
     assert "POST" in [m.strip() for m in r.header("allow").split(",")]
 
 
-@pytest.mark.xfail(reason="server bug: HEAD on a static route answers Content-Length: 0 "
-                          "instead of the GET representation's length (finding #1)",
-                   strict=True)
 def test_head_content_length_matches_get(srv):
+    # finding #1 (fixed): HEAD used to send Content-Length: 0
     get = srv.get("/hello")
     head = srv.get("/hello", method="HEAD")
     assert head.header("content-length") == get.header("content-length"), head
