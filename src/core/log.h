@@ -37,7 +37,8 @@ void pc_log_close(void);
 /* Start a line; returns false (and the caller skips the rest) when the
  * level is filtered out. */
 bool pc_log_begin(pc_logline *l, pc_log_level level, const char *event);
-/* Start an access log line (level info, event "access"). */
+/* Start an access log line (level info, event "access"), whatever
+ * log.level says: whether to write access lines is log.access. */
 bool pc_log_access_begin(pc_logline *l);
 void pc_log_str(pc_logline *l, const char *key, pc_str val);
 void pc_log_cstr(pc_logline *l, const char *key, const char *val);
@@ -45,6 +46,9 @@ void pc_log_int(pc_logline *l, const char *key, int64_t val);
 void pc_log_uint(pc_logline *l, const char *key, uint64_t val);
 void pc_log_bool(pc_logline *l, const char *key, bool val);
 void pc_log_double(pc_logline *l, const char *key, double val, int decimals);
+/* A duration given in microseconds, written as milliseconds with three
+ * decimals ("latency_ms":0.062) without floating point. */
+void pc_log_millis(pc_logline *l, const char *key, uint64_t micros);
 /* Logs the first 8 characters of a secret-bearing value followed by "..."
  * and its length, so operators can correlate without the log holding it. */
 void pc_log_redacted(pc_logline *l, const char *key, pc_str secret);

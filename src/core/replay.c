@@ -165,6 +165,28 @@ pc_replay_verdict pc_replay_check(pc_replay *rp, const char *ns, size_t ns_len, 
     return v;
 }
 
+bool pc_replay_peek(pc_replay *rp, const char *ns, size_t ns_len, const char *id, size_t id_len,
+                    int64_t now)
+{
+    uint64_t k0, k1;
+    if (ns_len + id_len > PC_REPLAY_MAX_KEY || digest(rp, ns, ns_len, id, id_len, &k0, &k1) != 0)
+        return false;
+    shard *sh = &rp->shards[(k1 >> 7) & (SHARDS - 1)];
+    bool live = false;
+    pthread_mutex_lock(&sh->mu);
+    size_t mask = sh->cap - 1;
+    for (size_t i = (size_t)k0 & mask;; i = (i + 1) & mask) {
+        const slot *cur = &sh->slots[i];
+        if (cur->exp == 0) break;
+        if (cur->k0 == k0 && cur->k1 == k1) {
+            live = cur->exp > now;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&sh->mu);
+    return live;
+}
+
 size_t pc_replay_count(pc_replay *rp, int64_t now)
 {
     size_t n = 0;

@@ -19,6 +19,7 @@
 
 #include "core/result.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +47,9 @@ void pc_replay_free(pc_replay *rp);
 /* Record (ns, id) until expires_at (unix seconds) unless already live. */
 pc_replay_verdict pc_replay_check(pc_replay *rp, const char *ns, size_t ns_len, const char *id,
                                   size_t id_len, int64_t expires_at, int64_t now);
+/* Is (ns, id) recorded and live? Records nothing (revocation lookups). */
+bool pc_replay_peek(pc_replay *rp, const char *ns, size_t ns_len, const char *id, size_t id_len,
+                    int64_t now);
 /* Live entries (for metrics and tests). */
 size_t pc_replay_count(pc_replay *rp, int64_t now);
 

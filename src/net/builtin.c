@@ -55,6 +55,7 @@ const pc_http_req *pc_request_http(const pc_request *r) { return &r->c->rx.req; 
 const pc_tls_peer *pc_request_peer(const pc_request *r) { return &r->c->peer; }
 const pc_route_match *pc_request_route(const pc_request *r) { return &r->match; }
 const char *pc_request_id(const pc_request *r) { return r->id; }
+const char *pc_request_peer_ip(const pc_request *r) { return r->c->peer_ip; }
 const pc_config *pc_request_config(const pc_request *r) { return r->c->rt->cfg; }
 const char *pc_request_tls_version(const pc_request *r) { return SSL_get_version(r->c->ssl); }
 const char *pc_request_tls_cipher(const pc_request *r)

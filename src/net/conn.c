@@ -138,6 +138,7 @@ void pc_conn_accept(pc_worker *w, int fd, const struct sockaddr *sa, socklen_t s
         port = ntohs(in6->sin6_port);
         snprintf(c->peer_str, sizeof c->peer_str, "[%s]:%u", host, port);
     }
+    snprintf(c->peer_ip, sizeof c->peer_ip, "%s", host);
 
     c->next = w->conns;
     if (w->conns) w->conns->prev = c;
@@ -193,8 +194,8 @@ static void access_log(pc_conn *c)
     if (!c->rt->cfg->access_log || !pc_log_access_begin(&l)) return;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    double ms = (double)(now.tv_sec - r->start.tv_sec) * 1e3 +
-                (double)(now.tv_nsec - r->start.tv_nsec) / 1e6;
+    int64_t us = (int64_t)(now.tv_sec - r->start.tv_sec) * 1000000 +
+                 (now.tv_nsec - r->start.tv_nsec) / 1000;
     const pc_http_req *h = &c->rx.req;
     pc_log_cstr(&l, "req", r->id);
     pc_log_uint(&l, "conn", c->id);
@@ -206,7 +207,7 @@ static void access_log(pc_conn *c)
     pc_log_cstr(&l, "route", r->match.template);
     pc_log_int(&l, "status", r->status);
     pc_log_uint(&l, "bytes", r->resp_body_bytes);
-    pc_log_double(&l, "latency_ms", ms, 3);
+    pc_log_millis(&l, "latency_ms", us > 0 ? (uint64_t)us : 0);
     if (c->peer.present) {
         pc_log_cstr(&l, "client_subject", c->peer.subject);
         pc_log_cstr(&l, "client_x5t#S256", c->peer.x5t_s256);
@@ -224,7 +225,12 @@ static void request_begin(pc_conn *c)
     memset(r, 0, sizeof *r);
     r->c = c;
     r->error_reason = reason;
-    snprintf(r->id, sizeof r->id, "%s%012llx", w->req_prefix, (unsigned long long)++w->req_seq);
+    /* 12 hex digits of worker prefix, then 12 of the sequence number. */
+    static const char hex[] = "0123456789abcdef";
+    uint64_t seq = ++w->req_seq;
+    memcpy(r->id, w->req_prefix, 12);
+    for (int i = 23; i >= 12; i--, seq >>= 4) r->id[i] = hex[seq & 15];
+    r->id[24] = '\0';
     clock_gettime(CLOCK_MONOTONIC, &r->start);
 }
 

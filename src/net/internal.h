@@ -6,6 +6,7 @@
 #include "core/config.h"
 #include "net/connlimit.h"
 #include "net/http.h"
+#include "net/module.h"
 #include "net/router.h"
 #include "net/server.h"
 #include "net/tls.h"
@@ -27,10 +28,23 @@ typedef struct pc_runtime {
     SSL_CTX *ssl_ctx;     /* owned reference; SSL objects hold their own */
     pc_router *router;    /* owned; route data points into handlers[] */
     pc_handler *handlers; /* owned array */
-    size_t n_handlers;
+    size_t n_handlers, cap_handlers;
+    void *module_state[PC_MAX_MODULES]; /* from each module's build */
 } pc_runtime;
 
+/* The registered modules and their shared state (server lifetime). */
+typedef struct pc_modules {
+    const pc_module *mods[PC_MAX_MODULES];
+    void *shared[PC_MAX_MODULES];
+    bool started[PC_MAX_MODULES];
+    size_t n;
+} pc_modules;
+
+extern pc_modules pc_registered_modules;
+
 PC_MUST_USE pc_result pc_runtime_build(pc_config *cfg, uint64_t generation, pc_runtime **out);
+PC_MUST_USE pc_result pc_modules_start(const pc_config *cfg);
+void pc_modules_stop(void);
 void pc_runtime_ref(pc_runtime *rt);
 void pc_runtime_unref(pc_runtime *rt);
 
@@ -109,6 +123,7 @@ struct pc_conn {
     pc_conn_state state;
     struct sockaddr_storage peer_addr;
     char peer_str[64];   /* "ip:port" */
+    char peer_ip[48];    /* "ip" */
     pc_ip_key ip;
     bool counted;        /* admitted by connlimit: release on close */
     int refuse_status;   /* 429/503 when over a connection limit */

@@ -315,6 +315,7 @@ static void teardown(server_main *m)
     if (m->ev_drain_timer) event_free(m->ev_drain_timer);
     if (srv->main_base) event_base_free(srv->main_base);
     if (srv->rt) pc_runtime_unref(srv->rt);
+    pc_modules_stop();
     pc_connlimit_free(srv->connlimit);
     free(m->config_path);
 }

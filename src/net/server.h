@@ -34,6 +34,8 @@ const pc_http_req *pc_request_http(const pc_request *r);
 const pc_tls_peer *pc_request_peer(const pc_request *r);
 const pc_route_match *pc_request_route(const pc_request *r);
 const char *pc_request_id(const pc_request *r);
+/* The client's IP address as text (no port). */
+const char *pc_request_peer_ip(const pc_request *r);
 const pc_config *pc_request_config(const pc_request *r);
 /* "TLSv1.3" and the cipher suite name. */
 const char *pc_request_tls_version(const pc_request *r);

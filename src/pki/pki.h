@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <openssl/x509.h>
 
 typedef enum pc_key_type {
     PC_KEY_EC_P256 = 0, /* default */
@@ -20,6 +21,11 @@ typedef enum pc_key_type {
     PC_KEY_RSA_3072,
     PC_KEY_ED25519,
 } pc_key_type;
+
+/* Parse an RFC 4514 DN string ("CN=acme,O=Acme Ltd,C=GB") into an
+ * X509_NAME the caller frees. PC_ERR_USAGE on a malformed DN. Used also to
+ * compare a registered tls_client_auth_subject_dn with a certificate. */
+PC_MUST_USE pc_result pc_pki_parse_dn(const char *dn, X509_NAME **out);
 
 /* Parse "p256" | "p384" | "rsa2048" | "rsa3072" | "ed25519". */
 PC_MUST_USE pc_result pc_key_type_parse(const char *s, pc_key_type *out);

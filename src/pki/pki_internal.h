@@ -30,10 +30,8 @@
 /* File stem length: <name>.pem inside the PKI directory. */
 #define PC_PKI_MAX_NAME 64
 
-/* RFC 4514 DN string ("CN=acme,O=Acme Ltd,C=GB") -> X509_NAME, in DER
- * order (the string lists the most specific RDN first, RFC 4514 §2.1).
- * *out is owned by the caller. PC_ERR_USAGE on a malformed string. */
-PC_MUST_USE pc_result pc_pki_parse_dn(const char *dn, X509_NAME **out);
+/* pc_pki_parse_dn (pki.h) builds names in DER order: the string lists the
+ * most specific RDN first (RFC 4514 §2.1). */
 
 /* "DNS:x" | "IP:addr" | "URI:scheme:..." | "email:a@b" -> GENERAL_NAMES
  * owned by the caller. PC_ERR_USAGE on a malformed entry. */

@@ -26,6 +26,11 @@ static void test_single_use_and_namespaces(void **state)
     assert_int_equal(pc_replay_check(rp, "c1", 2, "j1", 2, 400, 200), PC_REPLAY_FRESH);
     assert_int_equal(pc_replay_check(rp, "c1", 2, "j1", 2, 400, 300), PC_REPLAY_SEEN);
     assert_int_equal(pc_replay_count(rp, 150), 3);
+    /* peek reports without recording. */
+    assert_true(pc_replay_peek(rp, "c2", 2, "j1", 2, 150));
+    assert_false(pc_replay_peek(rp, "c3", 2, "j1", 2, 150));
+    assert_false(pc_replay_peek(rp, "c3", 2, "j1", 2, 150));
+    assert_false(pc_replay_peek(rp, "c2", 2, "j1", 2, 250)); /* expired */
     pc_replay_free(rp);
 }
 
