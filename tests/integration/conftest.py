@@ -38,7 +38,7 @@ class _Factory:
     def finish(self):
         errors = []
         for srv in self.servers:
-            if srv.proc is None:
+            if srv.proc is None or (srv.exit_checked and not srv.alive()):
                 continue
             try:
                 if srv.alive():

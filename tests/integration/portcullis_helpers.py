@@ -389,11 +389,11 @@ def get(port, pki, path="/healthz", client=None, method="GET", headers=None, bod
         return c.request(method, path, headers=headers, body=body)
 
 
-def raw_exchange(port, pki, data, timeout=5.0):
+def raw_exchange(port, pki, data, timeout=5.0, host="127.0.0.1"):
     """Send raw bytes on a fresh TLS connection; return (responses, closed)
     where responses is every complete response read before the server closed
     (or went quiet for `timeout` seconds)."""
-    with tls_connect(port, pki) as c:
+    with tls_connect(port, pki, host=host) as c:
         c.send(data)
         responses = []
         closed = False
@@ -472,6 +472,7 @@ class Server:
         self.stderr_path = self.workdir / f"{name}.stderr"
         self.proc = None
         self.returncode = None
+        self.exit_checked = False
         self.config = deep_merge(self.default_config(), config or {})
 
     # -- config
@@ -516,6 +517,8 @@ class Server:
         return f"https://localhost:{self.port}"
 
     def start(self, wait=True, timeout=15.0):
+        listen = str(self.config.get("server", {}).get("listen", ""))
+        self.host = "::1" if listen.startswith("[::1]") else "127.0.0.1"
         self.write_config()
         self._stderr_file = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen([BIN, "serve", "-c", str(self.config_path)],
@@ -534,7 +537,7 @@ class Server:
                 self._finish_exit()
                 raise ServerExit(f"server exited {self.proc.returncode} during startup\n{self.diagnostics()}")
             try:
-                r = get(self.port, self.pki, client=self.ready_client(), timeout=2)
+                r = get(self.port, self.pki, client=self.ready_client(), timeout=2, host=self.host)
                 if r.status == 200:
                     return
                 last = r
@@ -583,6 +586,7 @@ class Server:
             self._stderr_file.close()
 
     def assert_clean_exit(self):
+        self.exit_checked = True
         rc = self.returncode
         err = self.stderr_text()
         if rc == ASAN_EXIT:
@@ -661,13 +665,20 @@ class Server:
 
     # -- convenience
     def get(self, path="/healthz", **kw):
+        kw.setdefault("host", self.host)
         return get(self.port, self.pki, path, **kw)
 
     def connect(self, client=None, **kw):
+        kw.setdefault("host", self.host)
         return tls_connect(self.port, self.pki, client=client, **kw)
 
     def raw(self, data, timeout=5.0):
-        return raw_exchange(self.port, self.pki, data, timeout=timeout)
+        return raw_exchange(self.port, self.pki, data, timeout=timeout, host=self.host)
+
+    def fd_count(self):
+        """Open file descriptors of the server process (Linux /proc)."""
+        import os as _os
+        return len(_os.listdir(f"/proc/{self.proc.pid}/fd"))
 
     def assert_healthy(self):
         assert self.alive(), f"server died\n{self.diagnostics()}"

@@ -305,7 +305,8 @@ def test_max_connections(make_server):
         for c in conns:
             c.close()
     rec = srv.wait_log("conn_over_limit")
-    assert rec["level"] == "warn" and "max_connections" in rec["detail"], rec
+    assert rec["level"] == "warn" and rec["detail"] == "max_connections", rec
+    refused_logged(srv, 503, "max_connections")
     srv.assert_healthy()      # after the others closed, new connections are served
 
 
@@ -329,6 +330,7 @@ def test_max_connections_per_ip(make_server):
             c.close()
     rec = srv.wait_log("conn_over_limit")
     assert rec["level"] == "warn" and rec["detail"] == "max_connections_per_ip", rec
+    refused_logged(srv, 429, "max_connections_per_ip")
     settle(srv)
     srv.assert_healthy()
 
