@@ -131,6 +131,8 @@ def test_query_string_never_logged(make_server, pki):
     assert "access_token" not in everything
 
 
+@pytest.mark.xfail(reason="server bug (regression in 1a39281): access lines (info) are written "
+                          "with log.level warn/error (finding #5)", strict=True)
 def test_level_warn_suppresses_info(make_server):
     srv = make_server({"log": {"level": "warn"}})
     assert srv.get("/hello").status == 200
@@ -145,6 +147,8 @@ def test_level_warn_suppresses_info(make_server):
     assert "request_refused" in events
 
 
+@pytest.mark.xfail(reason="server bug (regression in 1a39281): access lines (info) are written "
+                          "with log.level warn/error (finding #5)", strict=True)
 def test_level_error_suppresses_warn(make_server):
     srv = make_server({"log": {"level": "error"}})
     srv.raw(b"GET /hello HTTP/1.1\r\n\r\n")
