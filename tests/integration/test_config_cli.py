@@ -170,24 +170,32 @@ def test_check_empty_file(tmp_path):
     assert r.stderr.startswith(f"portcullis: {p}:1:1: "), r.stderr
 
 
-@pytest.mark.xfail(reason="server bug: unreadable TLS files are reported as "
-                          "'portcullis: /path/x.pem: error:80000002:...' without the "
-                          "config FILE:LINE:COL: server.tls.cert prefix (finding #4)", strict=True)
 def test_check_missing_cert_names_key(tmp_path, pki):
+    # finding #4 (fixed): used to be a bare OpenSSL error without FILE:LINE:COL
     p = write(tmp_path, base_config(pki).replace(str(pki.server_cert), str(tmp_path / "missing.pem")))
     r = check(p)
     assert r.returncode == 1
     assert r.stderr.startswith(f"portcullis: {p}:5:11: server.tls.cert: "), r.stderr
+    assert str(tmp_path / "missing.pem") in r.stderr
+    s = serve_fails(p)
+    assert s.returncode == 1 and r.stderr.strip() in s.stderr, s.stderr
 
 
-@pytest.mark.xfail(reason="server bug: a key that does not match the certificate is reported "
-                          "without the config FILE:LINE:COL: server.tls.key prefix (finding #4)",
-                   strict=True)
 def test_check_key_mismatch_names_key(tmp_path, pki):
     p = write(tmp_path, base_config(pki).replace(str(pki.server_key), str(pki.cert("alice")[1])))
     r = check(p)
     assert r.returncode == 1
     assert r.stderr.startswith(f"portcullis: {p}:6:10: server.tls.key: "), r.stderr
+    assert "server.tls.cert" in r.stderr      # says what it does not match
+    s = serve_fails(p)
+    assert s.returncode == 1 and r.stderr.strip() in s.stderr, s.stderr
+
+
+def test_check_missing_client_ca_names_key(tmp_path, pki):
+    p = write(tmp_path, base_config(pki).replace(str(pki.ca), str(tmp_path / "noca.pem")))
+    r = check(p)
+    assert r.returncode == 1
+    assert r.stderr.startswith(f"portcullis: {p}:7:16: server.tls.client_ca: "), r.stderr
 
 
 def test_check_tls_file_problems_fail(tmp_path, pki):
