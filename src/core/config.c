@@ -213,7 +213,13 @@ static pc_result parse_tls(pc_cfg_doc *d, const yaml_node_t *n, const char *path
     PC_GUARD(pc_cfg_string(d, v[TLS_CERT], sub, &tls->cert_file));
     pc_cfg_path(sub, sizeof sub, path, tls_keys[TLS_KEY]);
     PC_GUARD(pc_cfg_string(d, v[TLS_KEY], sub, &tls->key_file));
+    tls->cert_line = (int)v[TLS_CERT]->start_mark.line + 1;
+    tls->cert_col = (int)v[TLS_CERT]->start_mark.column + 1;
+    tls->key_line = (int)v[TLS_KEY]->start_mark.line + 1;
+    tls->key_col = (int)v[TLS_KEY]->start_mark.column + 1;
     if (v[TLS_CLIENT_CA] != NULL) {
+        tls->ca_line = (int)v[TLS_CLIENT_CA]->start_mark.line + 1;
+        tls->ca_col = (int)v[TLS_CLIENT_CA]->start_mark.column + 1;
         pc_cfg_path(sub, sizeof sub, path, tls_keys[TLS_CLIENT_CA]);
         PC_GUARD(parse_client_ca(d, v[TLS_CLIENT_CA], sub, tls));
     }
@@ -403,9 +409,9 @@ static pc_result parse_log(pc_cfg_doc *d, const yaml_node_t *n, const char *path
 
 /* ---- the document ------------------------------------------------------ */
 
-enum { ROOT_SERVER, ROOT_LOG, ROOT_ROUTES, N_ROOT };
+enum { ROOT_SERVER, ROOT_LOG, ROOT_ROUTES, ROOT_AS, N_ROOT };
 static const char *const root_keys[N_ROOT] = {
-    [ROOT_SERVER] = "server", [ROOT_LOG] = "log", [ROOT_ROUTES] = "routes"};
+    [ROOT_SERVER] = "server", [ROOT_LOG] = "log", [ROOT_ROUTES] = "routes", [ROOT_AS] = "as"};
 
 static pc_result parse_root(pc_cfg_doc *d, pc_config *cfg)
 {
@@ -418,6 +424,7 @@ static pc_result parse_root(pc_cfg_doc *d, pc_config *cfg)
     PC_GUARD(parse_server(d, v[ROOT_SERVER], root_keys[ROOT_SERVER], cfg));
     if (v[ROOT_LOG] != NULL) PC_GUARD(parse_log(d, v[ROOT_LOG], root_keys[ROOT_LOG], cfg));
     if (v[ROOT_ROUTES] != NULL) PC_GUARD(pc_cfg_routes(d, v[ROOT_ROUTES], cfg));
+    if (v[ROOT_AS] != NULL) PC_GUARD(pc_cfg_as(d, v[ROOT_AS], root_keys[ROOT_AS], &cfg->as));
     return PC_OK;
 }
 
@@ -441,6 +448,7 @@ static pc_result set_defaults(pc_config *cfg, const char *name)
     cfg->log_level = PC_LOG_INFO;
     cfg->access_log = true;
     cfg->log_file = NULL;
+    pc_cfg_as_defaults(&cfg->as);
     PC_GUARD(pc_cfg_strdup(name, &cfg->path));
     return pc_cfg_strdup("./var", &cfg->state_dir);
 }
@@ -459,6 +467,7 @@ pc_result pc_config_parse(const char *name, const char *data, size_t len, pc_con
         r = parse_root(&d, cfg);
         pc_cfg_close(&d);
     }
+    cfg->tls.source = cfg->path;
     if (!pc_ok(r)) {
         pc_config_free(cfg);
         return r;
@@ -548,5 +557,6 @@ void pc_config_free(pc_config *cfg)
     free(cfg->log_file);
     for (size_t i = 0; i < cfg->n_routes; i++) free_route(&cfg->routes[i]);
     free(cfg->routes);
+    pc_cfg_as_free(&cfg->as);
     free(cfg);
 }

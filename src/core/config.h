@@ -53,6 +53,9 @@ typedef struct pc_tls_config {
     size_t n_client_ca_files;
     pc_client_cert_mode client_cert; /* server.tls.client_cert */
     int min_version;            /* server.tls.min_version: 12 or 13 */
+    /* Where each file was named, so errors loading them say file:line:col. */
+    const char *source;         /* borrowed: the config's path */
+    int cert_line, cert_col, key_line, key_col, ca_line, ca_col;
 } pc_tls_config;
 
 typedef enum pc_route_kind {

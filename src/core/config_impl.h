@@ -119,4 +119,13 @@ PC_MUST_USE pc_result pc_cfg_strdup(const char *s, char **out);
  * was allocated stays in cfg for pc_config_free. */
 PC_MUST_USE pc_result pc_cfg_routes(pc_cfg_doc *d, const yaml_node_t *list, pc_config *cfg);
 
+/* ---- config_as.c -------------------------------------------------------- */
+
+void pc_cfg_as_defaults(pc_as_config *ac);
+/* Parse the `as:` mapping; on failure what was allocated stays in ac for
+ * pc_cfg_as_free. */
+PC_MUST_USE pc_result pc_cfg_as(pc_cfg_doc *d, const yaml_node_t *n, const char *path,
+                                pc_as_config *ac);
+void pc_cfg_as_free(pc_as_config *ac);
+
 #endif

@@ -10,10 +10,15 @@ static _Thread_local char errmsg[512];
 
 pc_result pc_fail(pc_err err, const char *fmt, ...)
 {
+    /* Format into a local buffer first: callers often pass pc_errmsg() as
+     * an argument to add context, and formatting a buffer into itself is
+     * undefined behaviour. */
+    char tmp[sizeof errmsg];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(errmsg, sizeof errmsg, fmt, ap);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
+    memcpy(errmsg, tmp, sizeof errmsg);
     return (pc_result){err};
 }
 

@@ -16,6 +16,33 @@ static int accept_any_cert(int preverify_ok, X509_STORE_CTX *ctx)
     return 1;
 }
 
+/* "file:line:col: server.tls.KEY: what: why", or without the location
+ * when the config came from memory. */
+static pc_result file_fail(const pc_tls_config *cfg, int line, int col, const char *key,
+                           const char *file, const char *what)
+{
+    char detail[256] = "unknown error";
+    /* Walk the queue: a system error (errno) says most ("No such file or
+     * directory"); otherwise the last reason ("key values mismatch"). */
+    unsigned long e;
+    const char *reason = NULL;
+    bool sys = false;
+    while ((e = ERR_get_error()) != 0) {
+        if (ERR_SYSTEM_ERROR(e)) {
+            snprintf(detail, sizeof detail, "%s", strerror(ERR_GET_REASON(e)));
+            sys = true;
+        } else if (ERR_reason_error_string(e)) {
+            reason = ERR_reason_error_string(e);
+        }
+    }
+    if (!sys && reason) snprintf(detail, sizeof detail, "%s", reason);
+    ERR_clear_error();
+    if (cfg->source && line > 0)
+        return pc_fail(PC_ERR_USAGE, "%s:%d:%d: server.tls.%s: %s: %s (%s)", cfg->source, line,
+                       col, key, file, what, detail);
+    return pc_fail(PC_ERR_USAGE, "server.tls.%s: %s: %s (%s)", key, file, what, detail);
+}
+
 static pc_result load_client_cas(SSL_CTX *ctx, const pc_tls_config *cfg)
 {
     STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
@@ -25,7 +52,8 @@ static pc_result load_client_cas(SSL_CTX *ctx, const pc_tls_config *cfg)
         if (SSL_CTX_load_verify_locations(ctx, f, NULL) != 1 ||
             SSL_add_file_cert_subjects_to_stack(names, f) != 1) {
             sk_X509_NAME_pop_free(names, X509_NAME_free);
-            return pc_fail_ossl(f);
+            return file_fail(cfg, cfg->ca_line, cfg->ca_col, "client_ca", f,
+                             "cannot load CA certificates");
         }
     }
     /* The CA names we send in CertificateRequest let clients with several
@@ -56,14 +84,22 @@ static pc_result configure(SSL_CTX *ctx, const pc_tls_config *cfg)
     SSL_CTX_set_read_ahead(ctx, 1);
 
     if (SSL_CTX_use_certificate_chain_file(ctx, cfg->cert_file) != 1)
-        return pc_fail_ossl(cfg->cert_file);
-    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->key_file, SSL_FILETYPE_PEM) != 1)
-        return pc_fail_ossl(cfg->key_file);
-    if (SSL_CTX_check_private_key(ctx) != 1) {
-        ERR_clear_error();
-        return pc_fail(PC_ERR_USAGE, "%s does not match the certificate in %s", cfg->key_file,
-                       cfg->cert_file);
+        return file_fail(cfg, cfg->cert_line, cfg->cert_col, "cert", cfg->cert_file,
+                         "cannot load a certificate chain");
+    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->key_file, SSL_FILETYPE_PEM) != 1) {
+        /* OpenSSL checks the key against the certificate while loading
+         * it: say which case this is. */
+        unsigned long e = ERR_peek_last_error();
+        if (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH ||
+            ERR_GET_REASON(e) == X509_R_KEY_TYPE_MISMATCH)
+            return file_fail(cfg, cfg->key_line, cfg->key_col, "key", cfg->key_file,
+                             "does not match server.tls.cert");
+        return file_fail(cfg, cfg->key_line, cfg->key_col, "key", cfg->key_file,
+                         "cannot load a private key");
     }
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        return file_fail(cfg, cfg->key_line, cfg->key_col, "key", cfg->key_file,
+                         "does not match server.tls.cert");
 
     /* Resumed sessions keep the client certificate, so they need a
      * session id context or OpenSSL refuses to resume them. */
