@@ -7,6 +7,27 @@
 
 #include "net/module.h"
 
+#include "core/str.h"
+
+#include <jansson.h>
+#include <stdint.h>
+
 extern const pc_module pc_as_module;
+
+typedef enum pc_as_token_state {
+    PC_TOKEN_ACTIVE = 0,
+    PC_TOKEN_INVALID,  /* not ours, malformed, bad signature, wrong typ or iss */
+    PC_TOKEN_EXPIRED,
+    PC_TOKEN_REVOKED,
+} pc_as_token_state;
+
+/* For a gateway in the same process: check an access token this AS issued,
+ * with the AS's published keys and its revocation list (so a revocation
+ * takes effect at once). as_state is what pc_route_sink_module_state(sink,
+ * "as") returned. On PC_TOKEN_ACTIVE (and EXPIRED/REVOKED) *claims is the
+ * token's payload; the caller decrefs it. */
+pc_as_token_state pc_as_verify_token(void *as_state, pc_str token, int64_t now, json_t **claims);
+/* The issuer identifier of that AS. */
+const char *pc_as_issuer(void *as_state);
 
 #endif

@@ -3,6 +3,7 @@
 #ifndef PC_AS_INTERNAL_H
 #define PC_AS_INTERNAL_H
 
+#include "as/as.h"
 #include "as/clients.h"
 #include "as/form.h"
 #include "as/keys.h"
@@ -84,12 +85,6 @@ PC_MUST_USE pc_result pc_as_mint(pc_as *as, const pc_as_grant *g, int64_t now, c
 /* Verify one of our own access tokens (introspection, revocation, the
  * in-process gateway): signature by a published key, typ at+jwt, iss,
  * exp. On success *claims is the payload (caller decrefs). */
-typedef enum pc_as_token_state {
-    PC_TOKEN_ACTIVE = 0,
-    PC_TOKEN_INVALID,  /* not ours, malformed, bad signature */
-    PC_TOKEN_EXPIRED,
-    PC_TOKEN_REVOKED,
-} pc_as_token_state;
 pc_as_token_state pc_as_check_token(pc_as *as, pc_str token, int64_t now, json_t **claims);
 
 /* Endpoints. */

@@ -58,3 +58,10 @@ pc_as_token_state pc_as_check_token(pc_as *as, pc_str token, int64_t now, json_t
     pc_jws_clear(&jws);
     return st;
 }
+
+pc_as_token_state pc_as_verify_token(void *as_state, pc_str token, int64_t now, json_t **claims)
+{
+    return pc_as_check_token(as_state, token, now, claims);
+}
+
+const char *pc_as_issuer(void *as_state) { return ((pc_as *)as_state)->issuer; }

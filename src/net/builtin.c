@@ -56,6 +56,16 @@ const pc_tls_peer *pc_request_peer(const pc_request *r) { return &r->c->peer; }
 const pc_route_match *pc_request_route(const pc_request *r) { return &r->match; }
 const char *pc_request_id(const pc_request *r) { return r->id; }
 const char *pc_request_peer_ip(const pc_request *r) { return r->c->peer_ip; }
+const struct sockaddr *pc_request_peer_addr(const pc_request *r)
+{
+    return (const struct sockaddr *)&r->c->peer_addr;
+}
+struct event_base *pc_request_base(const pc_request *r) { return r->c->w->base; }
+void pc_request_set_abort(pc_request *r, void (*abort)(void *arg), void *arg)
+{
+    r->abort = abort;
+    r->abort_arg = arg;
+}
 const pc_config *pc_request_config(const pc_request *r) { return r->c->rt->cfg; }
 const char *pc_request_tls_version(const pc_request *r) { return SSL_get_version(r->c->ssl); }
 const char *pc_request_tls_cipher(const pc_request *r)

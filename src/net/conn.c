@@ -56,6 +56,13 @@ static void set_interest(pc_conn *c, bool want_read, bool want_write)
 static void conn_free(pc_conn *c)
 {
     pc_worker *w = c->w;
+    if (c->req.abort) {
+        /* A handler still owns the request: tell it, once, before the
+         * connection and the request go away. */
+        void (*abort)(void *) = c->req.abort;
+        c->req.abort = NULL;
+        abort(c->req.abort_arg);
+    }
     if (c->ev_read) event_free(c->ev_read);
     if (c->ev_write) event_free(c->ev_write);
     if (c->ev_timer) event_free(c->ev_timer);
@@ -268,6 +275,7 @@ void pc_response_header(pc_request *r, const char *name, pc_str value)
 void pc_respond(pc_request *r, int status, const char *content_type, const char *body, size_t len)
 {
     pc_conn *c = r->c;
+    r->abort = NULL; /* answered: nothing left to abort */
     if (r->hdrs_bad) {
         r->hdrs_len = 0;
         r->hdrs_bad = false;

@@ -107,6 +107,8 @@ struct pc_request {
     int status;
     size_t resp_body_bytes;
     const char *error_reason; /* set for refusals, logged */
+    void (*abort)(void *arg); /* see pc_request_set_abort */
+    void *abort_arg;
     struct timespec start;
 };
 

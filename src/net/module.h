@@ -24,6 +24,12 @@ PC_MUST_USE pc_result pc_route_sink_add(pc_route_sink *sink, const char *method,
                                         const char *path, pc_handler_fn fn, void *data,
                                         const char *name);
 
+/* The state another module built for this same runtime (modules build in
+ * registration order), or NULL if that module is absent or disabled. Lets
+ * the gateway verify the in-process AS's tokens with the AS's own keys
+ * and revocation list. */
+void *pc_route_sink_module_state(pc_route_sink *sink, const char *module_name);
+
 typedef struct pc_module {
     const char *name;
     /* Is this module configured at all? (e.g. the AS when `as:` exists) */

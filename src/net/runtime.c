@@ -76,6 +76,14 @@ pc_result pc_route_sink_add(pc_route_sink *sink, const char *method, const char 
     return add_handler(sink->rt, method, path, (pc_handler){fn, data, name});
 }
 
+void *pc_route_sink_module_state(pc_route_sink *sink, const char *module_name)
+{
+    pc_modules *ms = &pc_registered_modules;
+    for (size_t i = 0; i < ms->n; i++)
+        if (strcmp(ms->mods[i]->name, module_name) == 0) return sink->rt->module_state[i];
+    return NULL;
+}
+
 static pc_result add_config_routes(pc_runtime *rt, bool *healthz_taken)
 {
     const pc_config *cfg = rt->cfg;

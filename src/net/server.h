@@ -18,6 +18,10 @@
 #include "net/router.h"
 #include "net/tls.h"
 
+#include <sys/socket.h>
+
+struct event_base;
+
 typedef struct pc_request pc_request;
 
 /* A route handler. It answers with pc_respond* exactly once. */
@@ -49,6 +53,18 @@ void pc_respond(pc_request *r, int status, const char *content_type, const char 
                 size_t len);
 /* An RFC 9457 problem+json response with a human-readable detail. */
 void pc_respond_problem(pc_request *r, int status, const char *detail);
+
+/* Asynchronous handlers. A handler may return without responding and call
+ * pc_respond later, from the same worker thread (e.g. from an upstream
+ * callback on pc_request_base). Reading from the client stops meanwhile.
+ * If the connection must close first (shutdown past its deadline), abort
+ * is called once and the request must not be touched after it returns. */
+void pc_request_set_abort(pc_request *r, void (*abort)(void *arg), void *arg);
+/* The worker's event loop, for a handler's own events. */
+struct event_base *pc_request_base(const pc_request *r);
+/* Bytes of the connection's TLS peer address, and whether the request came
+ * over a connection from addr (for trusted-proxy checks). */
+const struct sockaddr *pc_request_peer_addr(const pc_request *r);
 
 /* Run until SIGTERM/SIGINT. cfg is owned by the caller until the first
  * reload replaces it; after return the server has freed every runtime. */
