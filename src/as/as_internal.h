@@ -30,6 +30,7 @@ typedef struct pc_as_shared {
     pc_replay *dpop_jti;      /* namespace: proof key thumbprint (jkt) */
     pc_replay *revoked;       /* namespace: "" ; id: token jti; until token exp */
     pc_throttle *auth_failures;
+    pc_dpop_noncer noncer;    /* server DPoP nonces, when as.dpop.nonce */
     pthread_mutex_t store_mu; /* the store connection is used by one thread at a time */
     pc_store *store;
 } pc_as_shared;

@@ -52,6 +52,7 @@ static pc_result as_start(const pc_config *cfg, void **out)
     if (pc_ok(r)) r = pc_replay_new(PC_REPLAY_DEFAULT_CAPACITY, &sh->dpop_jti);
     if (pc_ok(r)) r = pc_replay_new(PC_REPLAY_DEFAULT_CAPACITY, &sh->revoked);
     if (pc_ok(r)) r = pc_throttle_new(&sh->auth_failures);
+    if (pc_ok(r)) r = pc_dpop_noncer_init(&sh->noncer, cfg->as.dpop_nonce_secret_file);
     if (pc_ok(r))
         r = pc_store_revoked_each(sh->store, pc_as_now(), revoked_into, sh->revoked);
     if (!pc_ok(r)) {

@@ -128,8 +128,20 @@ static bool check_dpop(pc_request *r, pc_as *as, pc_dpop_proof *proof, bool *pre
         .skew_s = as->skew_s,
         .allowed_algs = PC_ALGS_FAPI,
     };
+    if (as->ac->dpop_nonce) {
+        chk.nonce_ok = pc_dpop_nonce_ok;
+        chk.nonce_arg = &as->sh->noncer;
+    }
     if (!pc_ok(pc_dpop_verify(dpop, &chk, proof))) {
-        pc_as_error(r, 400, "invalid_dpop_proof", "%s", pc_errmsg());
+        if (proof->need_nonce) {
+            /* RFC 9449 §8: 400 use_dpop_nonce with a fresh DPoP-Nonce. */
+            char nonce[PC_DPOP_NONCE_LEN + 1];
+            pc_dpop_nonce_make(&as->sh->noncer, chk.now, nonce);
+            pc_response_header(r, "DPoP-Nonce", pc_str_c(nonce));
+            pc_as_error(r, 400, "use_dpop_nonce", "send the DPoP proof again with the server's nonce");
+        } else {
+            pc_as_error(r, 400, "invalid_dpop_proof", "%s", pc_errmsg());
+        }
         return false;
     }
     /* The proof stays valid for max_age after its iat: remember its jti
@@ -199,6 +211,13 @@ static void issue(pc_request *r, pc_as *as, const pc_as_authn *who, const pc_for
         return;
     }
     const char *type = dpop ? "DPoP" : "Bearer";
+    if (dpop && as->ac->dpop_nonce) {
+        /* Hand the client the current nonce so its next proof needs no
+         * extra round trip (RFC 9449 §8.2). */
+        char nonce[PC_DPOP_NONCE_LEN + 1];
+        pc_dpop_nonce_make(&as->sh->noncer, pc_as_now(), nonce);
+        pc_response_header(r, "DPoP-Nonce", pc_str_c(nonce));
+    }
     size_t cap = tlen + strlen(scope) + 160;
     char *body = malloc(cap);
     if (body == NULL) {

@@ -3,7 +3,12 @@
 #include "jose/b64url.h"
 #include "jose/jws.h"
 
+#include <errno.h>
 #include <math.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <openssl/evp.h>
 #include <string.h>
 
@@ -213,4 +218,58 @@ pc_result pc_dpop_verify(pc_str proof, const pc_dpop_check *chk, pc_dpop_proof *
     pc_jwk_clear(&jwk);
     pc_jws_clear(&jws);
     return r;
+}
+
+pc_result pc_dpop_noncer_init(pc_dpop_noncer *n, const char *file)
+{
+    if (file == NULL) {
+        PC_GUARD_OSSL(RAND_bytes(n->secret, sizeof n->secret), "RAND_bytes");
+        return PC_OK;
+    }
+    FILE *f = fopen(file, "re");
+    PC_ENSURE(f != NULL, PC_ERR_IO, "DPoP nonce secret %s: %s", file, strerror(errno));
+    struct stat st;
+    char hex[2 * PC_DPOP_NONCE_SECRET + 2] = "";
+    bool ok = fstat(fileno(f), &st) == 0 && (st.st_mode & 077) == 0 &&
+              fgets(hex, sizeof hex, f) != NULL;
+    fclose(f);
+    PC_ENSURE(ok, PC_ERR_USAGE, "DPoP nonce secret %s: unreadable, or readable by group/others (chmod 600)",
+              file);
+    for (size_t i = 0; i < PC_DPOP_NONCE_SECRET; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        PC_ENSURE(hi >= 0 && lo >= 0, PC_ERR_USAGE, "DPoP nonce secret %s: expected 64 hex characters",
+                  file);
+        n->secret[i] = (uint8_t)(hi * 16 + lo);
+    }
+    pc_wipe(hex, sizeof hex);
+    return PC_OK;
+}
+
+static void nonce_for_step(const pc_dpop_noncer *n, int64_t step, char out[PC_DPOP_NONCE_LEN + 1])
+{
+    static const char label[] = "portcullis-dpop-nonce";
+    uint8_t msg[sizeof label - 1 + 8], mac[32];
+    unsigned int ml = 0;
+    size_t ol = 0;
+    memcpy(msg, label, sizeof label - 1);
+    for (int i = 0; i < 8; i++) msg[sizeof label - 1 + (size_t)i] = (uint8_t)((uint64_t)step >> (56 - 8 * i));
+    HMAC(EVP_sha256(), n->secret, sizeof n->secret, msg, sizeof msg, mac, &ml);
+    if (!pc_ok(pc_b64url_encode(mac, 16, out, PC_DPOP_NONCE_LEN + 1, &ol))) out[0] = '\0';
+}
+
+void pc_dpop_nonce_make(const pc_dpop_noncer *n, int64_t now, char out[PC_DPOP_NONCE_LEN + 1])
+{
+    nonce_for_step(n, now / PC_DPOP_NONCE_STEP_S, out);
+}
+
+bool pc_dpop_nonce_ok(void *arg, pc_str nonce, int64_t now)
+{
+    const pc_dpop_noncer *n = arg;
+    char want[PC_DPOP_NONCE_LEN + 1];
+    int64_t step = now / PC_DPOP_NONCE_STEP_S;
+    for (int64_t s = step; s >= step - 1; s--) {
+        nonce_for_step(n, s, want);
+        if (pc_ct_eq(want, PC_DPOP_NONCE_LEN, nonce.ptr, nonce.len)) return true;
+    }
+    return false;
 }

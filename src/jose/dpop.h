@@ -42,6 +42,26 @@ typedef struct pc_dpop_proof {
  * PC_ERR_DENY with out->need_nonce set (answer use_dpop_nonce). */
 PC_MUST_USE pc_result pc_dpop_verify(pc_str proof, const pc_dpop_check *chk, pc_dpop_proof *out);
 
+/* Stateless server nonces (RFC 9449 §8, §9): no store, so every worker
+ * and every instance sharing the secret agrees. A nonce is
+ *   base64url(HMAC-SHA256(secret, "portcullis-dpop-nonce" || step)[0..16])
+ * with step = now / PC_DPOP_NONCE_STEP_S; one from the current or the
+ * previous step is accepted, so a nonce lives one to two steps. */
+#define PC_DPOP_NONCE_STEP_S 120
+#define PC_DPOP_NONCE_SECRET 32
+#define PC_DPOP_NONCE_LEN 22 /* base64url of 16 bytes */
+
+typedef struct pc_dpop_noncer {
+    uint8_t secret[PC_DPOP_NONCE_SECRET];
+} pc_dpop_noncer;
+
+/* Secret from a file of 64 hex characters (mode 0600), or random when
+ * file is NULL (fine for one instance; several need a shared file). */
+PC_MUST_USE pc_result pc_dpop_noncer_init(pc_dpop_noncer *n, const char *file);
+void pc_dpop_nonce_make(const pc_dpop_noncer *n, int64_t now, char out[PC_DPOP_NONCE_LEN + 1]);
+/* Matches pc_dpop_check.nonce_ok; arg is the pc_dpop_noncer. */
+bool pc_dpop_nonce_ok(void *arg, pc_str nonce, int64_t now);
+
 /* Normalise an http(s) URL for htu comparison (RFC 9449 §4.3 point 9,
  * RFC 3986 §6.2.2 and §6.2.3): lower-case scheme and host, no default
  * port, empty path as "/", percent-escapes upper-cased and unreserved ones

@@ -13,6 +13,8 @@
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static EVP_PKEY *key;
 static json_t *pubjwk;
@@ -186,6 +188,37 @@ static void test_nonce(void **state)
     assert_true(pc_ok(run(proof("dpop+jwt", pubjwk, cl), &c, &out)));
 }
 
+static void test_stateless_nonce(void **state)
+{
+    (void)state;
+    pc_dpop_noncer a, b;
+    assert_true(pc_ok(pc_dpop_noncer_init(&a, NULL)));
+    assert_true(pc_ok(pc_dpop_noncer_init(&b, NULL)));
+    char n[PC_DPOP_NONCE_LEN + 1];
+    pc_dpop_nonce_make(&a, NOW, n);
+    assert_int_equal(strlen(n), PC_DPOP_NONCE_LEN);
+    assert_true(pc_dpop_nonce_ok(&a, pc_str_c(n), NOW));
+    assert_true(pc_dpop_nonce_ok(&a, pc_str_c(n), NOW + PC_DPOP_NONCE_STEP_S));
+    assert_false(pc_dpop_nonce_ok(&a, pc_str_c(n), NOW + 2 * PC_DPOP_NONCE_STEP_S));
+    /* Another secret (another deployment) does not accept it. */
+    assert_false(pc_dpop_nonce_ok(&b, pc_str_c(n), NOW));
+    assert_false(pc_dpop_nonce_ok(&a, PC_STR("short"), NOW));
+    /* A shared secret file makes instances agree. */
+    char path[] = "/tmp/pc-nonce-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
+    assert_int_equal(write(fd, hex, strlen(hex)), (ssize_t)strlen(hex));
+    close(fd);
+    assert_true(pc_ok(pc_dpop_noncer_init(&a, path)));
+    assert_true(pc_ok(pc_dpop_noncer_init(&b, path)));
+    pc_dpop_nonce_make(&a, NOW, n);
+    assert_true(pc_dpop_nonce_ok(&b, pc_str_c(n), NOW));
+    chmod(path, 0644);
+    assert_false(pc_ok(pc_dpop_noncer_init(&a, path)));
+    unlink(path);
+}
+
 static void norm(const char *in, const char *want)
 {
     char out[512];
@@ -225,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_ath),
         cmocka_unit_test(test_nonce),
+        cmocka_unit_test(test_stateless_nonce),
         cmocka_unit_test(test_normalize),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
