@@ -7,6 +7,7 @@
 #ifndef PC_AS_CLIENTS_H
 #define PC_AS_CLIENTS_H
 
+#include "core/config.h"
 #include "core/result.h"
 #include "jose/jwk.h"
 #include "store/store.h"
@@ -19,6 +20,11 @@
 #define PC_CLIENT_MAX_SCOPES 64     /* scopes a client may hold */
 #define PC_CLIENT_MAX_REDIRECTS 16  /* redirect_uris */
 #define PC_CLIENT_MAX_METADATA (64u * 1024u) /* metadata JSON bytes */
+#define PC_CLIENT_MAX_SCOPE_LEN 256 /* one scope-token */
+#define PC_CLIENT_MAX_URI 2048      /* a redirect_uri or jwks_uri */
+/* access_token_lifetime (seconds), a portcullis extension: at most a day;
+ * the server's as.max_access_token_lifetime caps it further. */
+#define PC_CLIENT_MAX_TOKEN_LIFETIME_S 86400
 
 typedef enum pc_client_auth {
     PC_AUTH_NONE = 0,
@@ -70,5 +76,14 @@ PC_MUST_USE pc_result pc_client_set_load(pc_store *st, pc_client_set **out);
 const pc_client *pc_client_set_find(const pc_client_set *set, const char *id, size_t len);
 size_t pc_client_set_count(const pc_client_set *set);
 void pc_client_set_free(pc_client_set *set);
+
+/* Store the clients declared in config (as.clients) with source "config",
+ * replacing what was stored under their ids (a CLI client of the same id
+ * included: the config wins), and delete "config" clients the config no
+ * longer declares, all in one transaction. A seed that does not validate
+ * fails the whole call with "as.clients (line N): <member>: ..." so the
+ * server refuses to start on a config mistake. Call before
+ * pc_client_set_load. */
+PC_MUST_USE pc_result pc_client_seed(pc_store *st, const pc_as_client_seed *seeds, size_t n);
 
 #endif

@@ -45,7 +45,11 @@ PC_MUST_USE pc_result pc_key_unseal(const pc_kek *kek, const char *kid, const ui
 typedef struct pc_keyring pc_keyring;
 
 /* Load keys from the store; if there is none, make one (alg) and store it
- * as active, plus a NEXT key so that the first rotation is instant. */
+ * as active, plus a NEXT key so that the first rotation is instant. If no
+ * key is ACTIVE (all retired) the oldest NEXT is promoted; if there is no
+ * NEXT one is made. alg is only used for keys made here: existing keys keep
+ * theirs. Every published key is unsealed, so a wrong KEK fails the load
+ * (and nothing made during it is kept: one store transaction). */
 PC_MUST_USE pc_result pc_keyring_load(pc_store *st, const pc_kek *kek, pc_jws_alg alg,
                                       pc_keyring **out);
 void pc_keyring_free(pc_keyring *kr);
@@ -60,10 +64,16 @@ PC_MUST_USE pc_result pc_keyring_sign(const pc_keyring *kr, const char *typ,
 EVP_PKEY *pc_keyring_public(const pc_keyring *kr, const char *kid, pc_jws_alg *alg);
 const char *pc_keyring_active_kid(const pc_keyring *kr);
 
-/* Rotation (CLI): NEXT becomes ACTIVE, ACTIVE becomes RETIRED with
- * retire_after = now + max_token_lifetime_s + clock_skew_s, a new NEXT is
- * made. Purges retired keys past their time. */
+/* Rotation (CLI): the oldest NEXT becomes ACTIVE, ACTIVE becomes RETIRED
+ * with retire_after = now + max_token_lifetime_s + clock_skew_s, a new NEXT
+ * (alg) is made, and retired keys past their time are purged, all in one
+ * store transaction. Refuses (changing nothing) if the KEK does not open
+ * the NEXT and ACTIVE keys. A change of alg therefore signs from the
+ * second rotation on: the first publishes a key of the new alg as NEXT.
+ * A running server keeps signing with the key it loaded until it reloads
+ * (SIGHUP), so reload soon after rotating. */
 PC_MUST_USE pc_result pc_keys_rotate(pc_store *st, const pc_kek *kek, pc_jws_alg alg,
-                                     uint32_t max_token_lifetime_s, int64_t now);
+                                     uint32_t max_token_lifetime_s, uint32_t clock_skew_s,
+                                     int64_t now);
 
 #endif

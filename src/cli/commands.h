@@ -8,6 +8,8 @@ int pc_cmd_serve(int argc, char **argv);
 int pc_cmd_check(int argc, char **argv);
 int pc_cmd_pki(int argc, char **argv);
 int pc_cmd_version(int argc, char **argv);
+int pc_cmd_client(int argc, char **argv);
+int pc_cmd_keys(int argc, char **argv);
 
 #define PC_EXIT_OK 0
 #define PC_EXIT_FAIL 1

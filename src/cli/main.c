@@ -15,6 +15,8 @@ static const struct subcommand subcommands[] = {
     {"serve", pc_cmd_serve, "run the server: serve -c FILE"},
     {"check", pc_cmd_check, "validate a config file and exit: check -c FILE"},
     {"pki", pc_cmd_pki, "development PKI: pki init|issue-server|issue-client"},
+    {"client", pc_cmd_client, "OAuth clients: client add|list|show|remove"},
+    {"keys", pc_cmd_keys, "signing keys: keys list|rotate|init-kek"},
     {"version", pc_cmd_version, "print the version and library versions"},
 };
 

@@ -23,6 +23,14 @@ void pc_store_close(pc_store *st);
 /* SQLite's PRAGMA data_version: changes when another connection commits. */
 PC_MUST_USE pc_result pc_store_data_version(pc_store *st, int64_t *out);
 
+/* One write transaction around several calls (key rotation). BEGIN
+ * IMMEDIATE takes the write lock at once, waiting up to the busy timeout,
+ * so a read-then-write sequence cannot fail half-way on a lock upgrade.
+ * Not nestable. Rollback is safe to call when no transaction is open. */
+PC_MUST_USE pc_result pc_store_begin(pc_store *st);
+PC_MUST_USE pc_result pc_store_commit(pc_store *st);
+void pc_store_rollback(pc_store *st);
+
 /* ---- clients: RFC 7591 metadata kept as a JSON object text ------------ */
 
 typedef struct pc_store_client {
@@ -66,9 +74,13 @@ typedef struct pc_store_key {
 } pc_store_key;
 
 void pc_store_key_free(pc_store_key *k);
+/* Insert a new key. Fails if the kid exists: a kid names one key for life,
+ * and silently replacing key material under a published kid would break
+ * every verifier that cached it. */
 PC_MUST_USE pc_result pc_store_key_put(pc_store *st, const pc_store_key *k);
 /* All keys, newest first. */
 PC_MUST_USE pc_result pc_store_key_list(pc_store *st, pc_store_key ***out, size_t *n);
+/* PC_ERR_DENY with "unknown key" if absent. */
 PC_MUST_USE pc_result pc_store_key_set_state(pc_store *st, const char *kid, pc_key_state state,
                                              int64_t activated_at, int64_t retire_after);
 /* Delete retired keys whose retire_after has passed. */
@@ -81,7 +93,8 @@ PC_MUST_USE pc_result pc_store_revoke(pc_store *st, const char *jti, int64_t exp
 PC_MUST_USE pc_result pc_store_is_revoked(pc_store *st, const char *jti, bool *out);
 /* Delete revocations whose token has expired anyway. */
 PC_MUST_USE pc_result pc_store_revoke_purge(pc_store *st, int64_t now);
-/* Call fn for each unexpired revoked jti (to fill in-memory sets at start). */
+/* Call fn for each unexpired revoked jti (to fill in-memory sets at start).
+ * fn must not call back into this store. */
 PC_MUST_USE pc_result pc_store_revoked_each(pc_store *st, int64_t now,
                                             void (*fn)(const char *jti, int64_t exp, void *arg),
                                             void *arg);
