@@ -54,6 +54,30 @@ static void put_raw(pc_logline *l, const char *s, size_t n)
     l->len += n;
 }
 
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid
+ * (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF). */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    unsigned lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) len = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0) lo = 0xa0;
+        if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0) lo = 0x90;
+        if (c == 0xf4) hi = 0x8f;
+    } else
+        return 0;
+    if (n < len || s[1] < lo || s[1] > hi) return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf) return 0;
+    return len;
+}
+
 static void put_escaped(pc_logline *l, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -62,6 +86,19 @@ static void put_escaped(pc_logline *l, const char *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\' && c < 0x7f) continue;
+        if (c >= 0x80) {
+            /* Valid UTF-8 passes through whole; an invalid byte becomes
+             * U+FFFD, so the line stays valid JSON in UTF-8. */
+            size_t ul = utf8_len((const unsigned char *)s + i, n - i);
+            if (ul) {
+                i += ul - 1;
+                continue;
+            }
+            put_raw(l, s + start, i - start);
+            start = i + 1;
+            put_raw(l, "\\ufffd", 6);
+            continue;
+        }
         put_raw(l, s + start, i - start);
         start = i + 1;
         if (c == '"' || c == '\\') {
@@ -69,8 +106,8 @@ static void put_escaped(pc_logline *l, const char *s, size_t n)
             tmp[1] = (char)c;
             put_raw(l, tmp, 2);
         } else {
-            /* Control bytes and non-ASCII are escaped, so a hostile header
-             * can neither break the line nor smuggle invalid UTF-8 in. */
+            /* Control bytes are escaped, so a hostile header can never
+             * break the line. */
             tmp[0] = '\\';
             tmp[1] = 'u';
             tmp[2] = '0';

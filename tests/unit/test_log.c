@@ -1,0 +1,117 @@
+/* JSON log lines: escaping, UTF-8, truncation, redaction. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/log.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char path[] = "/tmp/pc-log-XXXXXX";
+
+static json_t *last_line(void)
+{
+    pc_log_flush_thread();
+    FILE *f = fopen(path, "r");
+    char buf[8192], last[8192] = "";
+    while (fgets(buf, sizeof buf, f)) strcpy(last, buf);
+    fclose(f);
+    json_error_t e;
+    json_t *j = json_loads(last, 0, &e);
+    if (!j) fail_msg("not JSON: %s (%s)", last, e.text);
+    return j;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    int fd = mkstemp(path);
+    close(fd);
+    return pc_ok(pc_log_open(path, PC_LOG_DEBUG)) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    pc_log_close();
+    unlink(path);
+    return 0;
+}
+
+static void test_escaping_and_utf8(void **state)
+{
+    (void)state;
+    pc_logline l;
+    assert_true(pc_log_begin(&l, PC_LOG_WARN, "ev"));
+    pc_log_cstr(&l, "quote", "a\"b\\c\n\x01");
+    pc_log_cstr(&l, "utf8", "caf\xc3\xa9 \xc2\xa7");
+    pc_log_cstr(&l, "bad", "x\xff\xc3y");
+    pc_log_int(&l, "neg", -42);
+    pc_log_uint(&l, "big", 4294967296000ull);
+    pc_log_millis(&l, "ms", 1234567);
+    pc_log_end(&l);
+    json_t *j = last_line();
+    assert_string_equal(json_string_value(json_object_get(j, "level")), "warn");
+    assert_string_equal(json_string_value(json_object_get(j, "event")), "ev");
+    assert_string_equal(json_string_value(json_object_get(j, "quote")), "a\"b\\c\n\x01");
+    assert_string_equal(json_string_value(json_object_get(j, "utf8")), "caf\xc3\xa9 \xc2\xa7");
+    assert_string_equal(json_string_value(json_object_get(j, "bad")), "x\xef\xbf\xbd\xef\xbf\xbdy");
+    assert_int_equal(json_integer_value(json_object_get(j, "neg")), -42);
+    assert_true(json_real_value(json_object_get(j, "ms")) > 1234.566 &&
+                json_real_value(json_object_get(j, "ms")) < 1234.568);
+    json_decref(j);
+}
+
+static void test_truncation_keeps_json(void **state)
+{
+    (void)state;
+    char big[PC_MAX_LOG_LINE];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    pc_logline l;
+    assert_true(pc_log_begin(&l, PC_LOG_ERROR, "big"));
+    pc_log_cstr(&l, "small", "kept");
+    pc_log_cstr(&l, "huge", big);
+    pc_log_end(&l);
+    json_t *j = last_line();
+    assert_string_equal(json_string_value(json_object_get(j, "small")), "kept");
+    assert_null(json_object_get(j, "huge"));
+    assert_true(json_is_true(json_object_get(j, "truncated")));
+    json_decref(j);
+}
+
+static void test_redaction_and_levels(void **state)
+{
+    (void)state;
+    pc_logline l;
+    assert_true(pc_log_begin(&l, PC_LOG_INFO, "r"));
+    pc_log_redacted(&l, "token", PC_STR("eyJhbGciOiJFUzI1NiJ9.secretpayload.sig"));
+    pc_log_redacted(&l, "short", PC_STR("abc"));
+    pc_log_end(&l);
+    json_t *j = last_line();
+    assert_string_equal(json_string_value(json_object_get(j, "token")), "eyJhbGci...(38)");
+    assert_string_equal(json_string_value(json_object_get(j, "short")), "...(3)");
+    json_decref(j);
+    pc_log_set_level(PC_LOG_WARN);
+    assert_false(pc_log_begin(&l, PC_LOG_INFO, "dropped"));
+    /* Access lines follow log.access, not the level. */
+    assert_true(pc_log_access_begin(&l));
+    pc_log_end(&l);
+    pc_log_set_level(PC_LOG_DEBUG);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_escaping_and_utf8),
+        cmocka_unit_test(test_truncation_keeps_json),
+        cmocka_unit_test(test_redaction_and_levels),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
