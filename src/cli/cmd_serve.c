@@ -1,4 +1,5 @@
 /* portcullis serve -c FILE and portcullis check -c FILE. */
+#include "as/as.h"
 #include "cli/commands.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -71,7 +72,9 @@ int pc_cmd_serve(int argc, char **argv)
         pc_config_free(cfg);
         return PC_EXIT_FAIL;
     }
-    pc_result r = pc_server_run(cfg); /* takes cfg */
+    pc_result r = pc_server_add_module(&pc_as_module);
+    if (pc_ok(r)) r = pc_server_run(cfg); /* takes cfg */
+    else pc_config_free(cfg);
     if (!pc_ok(r)) {
         pc_log_msg(PC_LOG_ERROR, "server_failed", "%s", pc_errmsg());
         fprintf(stderr, "portcullis: %s\n", pc_errmsg());
