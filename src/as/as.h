@@ -10,6 +10,7 @@
 #include "core/str.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 extern const pc_module pc_as_module;
@@ -27,6 +28,10 @@ typedef enum pc_as_token_state {
  * "as") returned. On PC_TOKEN_ACTIVE (and EXPIRED/REVOKED) *claims is the
  * token's payload; the caller decrefs it. */
 pc_as_token_state pc_as_verify_token(void *as_state, pc_str token, int64_t now, json_t **claims);
+/* Has this AS revoked the token with this jti? A set lookup only, for a
+ * gateway's verified-token cache: every cache hit must still see a
+ * revocation at once (FAPI 2.0 §5.3.4-3). */
+bool pc_as_token_revoked(void *as_state, pc_str jti, int64_t now);
 /* The issuer identifier of that AS. */
 const char *pc_as_issuer(void *as_state);
 

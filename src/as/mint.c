@@ -65,3 +65,9 @@ pc_as_token_state pc_as_verify_token(void *as_state, pc_str token, int64_t now, 
 }
 
 const char *pc_as_issuer(void *as_state) { return ((pc_as *)as_state)->issuer; }
+
+bool pc_as_token_revoked(void *as_state, pc_str jti, int64_t now)
+{
+    pc_as *as = as_state;
+    return pc_replay_peek(as->sh->revoked, "", 0, jti.ptr, jti.len, now);
+}
