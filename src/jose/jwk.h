@@ -49,9 +49,23 @@ typedef enum pc_jwk_private {
     PC_JWK_PRIVATE_OK,      /* accept a private key (our own key store) */
 } pc_jwk_private;
 
-/* Parse one JWK object. */
+/* Parse one JWK object. On failure *out is left cleared (no key).
+ * Refused with PC_ERR_PROTO: kty "oct" (symmetric keys are never accepted),
+ * an unsupported kty or crv (the message names it), members of the wrong
+ * JSON type or decoded length, an RSA modulus outside the bounds above or
+ * not in minimal form (RFC 7518 §6.3.1.1), an exponent that is even, below
+ * 3 or longer than 64 bits, an EC point not on P-256, a kid longer than
+ * PC_JWK_MAX_KID, an alg longer than 15 or a use longer than 7 characters,
+ * and private members under PC_JWK_PUBLIC_ONLY. A private key
+ * (PC_JWK_PRIVATE_OK) must hold only the private members of its type (RSA:
+ * d, p, q, dp, dq, qi, all of them; "oth" is refused) and must match its
+ * public members. "x5u" and "jku" are ignored: nothing is ever fetched. */
 PC_MUST_USE pc_result pc_jwk_from_json(const json_t *obj, pc_jwk_private priv, pc_jwk *out);
 void pc_jwk_clear(pc_jwk *jwk);
+/* The JWK type of a key: PC_JWK_NONE for anything we do not use (other
+ * curves, RSA outside [PC_JWK_RSA_MIN_BITS, PC_JWK_RSA_MAX_BITS], RSA-PSS
+ * restricted keys, X25519, ...). */
+pc_jwk_type pc_jwk_pkey_type(const EVP_PKEY *pkey);
 /* RFC 7638 thumbprint of a JWK object (only the required members, in
  * lexicographic order, no whitespace). */
 PC_MUST_USE pc_result pc_jwk_thumbprint_json(const json_t *obj, char out[PC_JWK_THUMBPRINT_BUF]);
@@ -67,12 +81,20 @@ typedef struct pc_jwks {
     size_t n;
 } pc_jwks;
 
-/* Parse {"keys":[...]}; keys of unsupported types are skipped, malformed
- * keys of supported types fail the whole set. */
+/* Parse {"keys":[...]} of public keys (PC_JWK_PUBLIC_ONLY); at most
+ * PC_JWKS_MAX_KEYS entries, counting skipped ones. Well-formed keys of
+ * unsupported types (an unknown kty, or a curve we do not use) are skipped;
+ * anything else pc_jwk_from_json refuses fails the whole set, as do
+ * private members on any entry and kty "oct" (a client that publishes a
+ * secret has a problem we must not hide). The message names the entry's
+ * index. Duplicate kids are accepted here; see pc_jwks_find. */
 PC_MUST_USE pc_result pc_jwks_from_json(const json_t *obj, pc_jwks *out);
 void pc_jwks_clear(pc_jwks *set);
 /* Find a key by kid (or, when kid is NULL/"" and the set has exactly one
- * key usable for signatures, that key). NULL if none. */
+ * key usable for signatures, that key). NULL if none. A kid that more than
+ * one key carries is ambiguous: find returns NULL rather than guess by key
+ * type or alg. A key with "use" other than "sig" is never returned (RFC
+ * 7517 §4.2). */
 const pc_jwk *pc_jwks_find(const pc_jwks *set, const char *kid);
 
 #endif

@@ -37,9 +37,10 @@ pc_jws_alg pc_jws_alg_parse(pc_str name);
 const char *pc_jws_alg_name(pc_jws_alg alg);
 
 typedef struct pc_jws {
-    pc_str signing_input;  /* header.payload, points into the input */
+    pc_str signing_input;  /* header.payload, points into the input, which
+                              must outlive this struct */
     json_t *header;        /* owned */
-    json_t *payload;       /* owned; NULL if the payload is not a JSON object */
+    json_t *payload;       /* owned; always a JSON object after a parse */
     pc_jws_alg alg;
     const char *kid;       /* from header, NULL if absent; owned by header */
     const char *typ;       /* from header, NULL if absent */
@@ -49,16 +50,26 @@ typedef struct pc_jws {
 
 /* Parse a compact JWS: three base64url parts, a JSON object header with a
  * string "alg", a JSON object payload. Refuses "crit" (we understand no
- * extensions, RFC 7515 §4.1.11), oversize input, and deep JSON. */
+ * extensions, RFC 7515 §4.1.11), an alg pc_jws_alg_parse does not know,
+ * duplicate member names, a non-string kid or typ, a kid longer than
+ * PC_JWK_MAX_KID, oversize input, and deep JSON (all PC_ERR_PROTO). An
+ * empty signature parses so that verify can refuse "none" by name. On
+ * failure *out is left cleared. */
 PC_MUST_USE pc_result pc_jws_parse(pc_str compact, pc_jws *out);
 void pc_jws_clear(pc_jws *jws);
 /* Verify with key, if jws->alg is in allowed and matches the key type
- * (ES256 needs a P-256 key, PS256 RSA, EdDSA Ed25519). PC_ERR_DENY when
- * the signature does not verify or the alg is not allowed. */
+ * (ES256 needs a P-256 key, PS256 and RS256 RSA, EdDSA Ed25519). PC_ERR_DENY
+ * when the signature does not verify, has the wrong length for its alg, the
+ * alg is not allowed or the key type does not match. "none" and HS256 are
+ * refused whatever allowed says. Thread-safe with a key shared between
+ * threads. */
 PC_MUST_USE pc_result pc_jws_verify(const pc_jws *jws, EVP_PKEY *key, unsigned allowed);
 /* Sign payload into a compact JWS (malloc'd, NUL-terminated). The header
  * is {"alg":..., "typ": typ (if not NULL), "kid": kid (if not NULL)} plus
- * the members of extra_header (if not NULL, e.g. a "jwk"). */
+ * the members of extra_header (if not NULL, e.g. a "jwk"), in that order,
+ * compact. Only the PC_ALGS_FAPI algorithms sign (PC_ERR_USAGE otherwise,
+ * or when the key type does not match); extra_header may not set alg, typ,
+ * kid or crit. */
 PC_MUST_USE pc_result pc_jws_sign(pc_jws_alg alg, EVP_PKEY *key, const char *kid,
                                   const char *typ, const json_t *extra_header,
                                   const json_t *payload, char **out, size_t *out_len);
