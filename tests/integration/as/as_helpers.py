@@ -250,6 +250,9 @@ def standard_clients(workdir, pki, keys):
         {"client_id": "dpop-client", "token_endpoint_auth_method": "private_key_jwt",
          "jwks_file": write_jwks(wd / "dpop-client.jwks.json", keys.dpop_client),
          "dpop_bound_access_tokens": True, "scope": "accounts"},
+        {"client_id": "node-client", "token_endpoint_auth_method": "private_key_jwt",
+         "jwks_file": write_jwks(wd / "node-client.jwks.json", keys.node),
+         "dpop_bound_access_tokens": True, "scope": "accounts payments"},
     ]
 
 
@@ -403,8 +406,6 @@ def check_token_response(a, resp, *, client_id, scope, aud=RESOURCE, x5t=None, j
 
 
 def error_of(resp, status, error):
-    import os as _o
-    if _o.environ.get("AS_DEBUG"): print("\nDESC", resp.status, resp.body)
     """Assert an RFC 6749 §5.2 error response; return its description."""
     assert resp.status == status, resp
     body = resp.json()

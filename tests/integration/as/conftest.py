@@ -23,6 +23,7 @@ def keys(pki, tmp_path_factory):
     k.dpop = Key("ES256", kid="dpop")             # DPoP proof keys (never registered)
     k.dpop_ps = Key("PS256", kid="dpop-ps")
     k.dpop_ed = Key("EdDSA", kid="dpop-ed")
+    k.node = Key("ES256", kid="node-1")           # the oauth4webapi client's key
     k.selfie = Key.from_public(cert_public_key(pki.cert("selfie")[0]), "selfie")
     H.portcullis("pki", "issue-client", "--dir", k.dir, "--name", "stranger", "--self-signed",
                  "--subject", "CN=stranger,O=Nobody", check=True)
