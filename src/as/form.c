@@ -74,9 +74,11 @@ pc_result pc_form_parse(const char *body, size_t len, pc_form *out)
         w += dn + 1;
         long dv = decode(eq + 1, end - nlen - 1 - i, w);
         if (dv < 0) {
+            /* Format before freeing: the name lives in out->buf. */
+            pc_result r = pc_fail(PC_ERR_PROTO, "invalid percent-encoding in form field '%.*s'",
+                                  (int)f->name.len, f->name.ptr);
             pc_form_free(out);
-            return pc_fail(PC_ERR_PROTO, "invalid percent-encoding in form field '%.*s'",
-                           (int)f->name.len, f->name.ptr);
+            return r;
         }
         f->value = (pc_str){w, (size_t)dv};
         w += dv + 1;
