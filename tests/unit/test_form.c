@@ -54,7 +54,7 @@ static void test_refusals(void **state)
 {
     (void)state;
     bad("scope=a&scope=b", "more than once");
-    bad("a=%zz", "percent");
+    bad("a=%zz", "field 'a'"); /* regression: the name was read after free */
     bad("a=%2", "percent");
     bad("a=%", "percent");
     bad("a=%00", "percent");
