@@ -84,7 +84,7 @@ build/asan/tests/%: tests/unit/%.c $(asan_LIB)
 unit-build: $(UNIT_BIN)
 unit: $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do \
-		echo "== $$t"; $$t || fail=1; done; \
+		echo "== $$t"; $$t 2>&1 || fail=1; done; \
 	if [ $$fail -ne 0 ]; then echo "unit tests FAILED"; exit 1; fi
 
 # ---- integration tests (pytest, Debian's python3) ---------------------------
@@ -107,14 +107,15 @@ build/fuzz/%: fuzz/%.c $(fuzzlib_LIB)
 fuzz: $(FUZZ_BIN)
 FUZZ_SECONDS ?= 30
 fuzz-smoke: $(FUZZ_BIN)
-	@for f in $(FUZZ_BIN); do \
-		n=$$(basename $$f); mkdir -p build/fuzz/corpus/$$n; \
-		echo "== fuzz $$n for $(FUZZ_SECONDS)s"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 \
-		    build/fuzz/corpus/$$n fuzz/corpus/$$n 2>build/fuzz/$$n.log \
-		    || { tail -50 build/fuzz/$$n.log; exit 1; }; \
-		grep -E 'stat::number_of_executed_units|Done' build/fuzz/$$n.log | tail -2; \
-	done
+	@fail=0; for f in $(FUZZ_BIN); do \
+		n=$$(basename $$f); mkdir -p build/fuzz/corpus/$$n fuzz/corpus/$$n; \
+		if $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 \
+		    build/fuzz/corpus/$$n fuzz/corpus/$$n 2>build/fuzz/$$n.log; then \
+			echo "== fuzz $$n ($(FUZZ_SECONDS)s, $$(grep -Eo 'number_of_executed_units: *[0-9]+' build/fuzz/$$n.log | grep -Eo '[0-9]+$$') runs) ok"; \
+		else \
+			tail -50 build/fuzz/$$n.log; echo "== fuzz $$n FAILED"; fail=1; \
+		fi; \
+	done; exit $$fail
 
 # ---- bench tools ------------------------------------------------------------
 BENCH_BIN := $(patsubst bench/%.c,build/bench/%,$(BENCH_SRC))
@@ -135,11 +136,7 @@ run: deps
 	scripts/run-dev
 
 test: deps
-	$(MAKE) asan unit-build fuzz
-	$(MAKE) unit
-	$(MAKE) integration
-	$(MAKE) fuzz-smoke
-	@echo "all test stages passed"
+	@scripts/run-tests
 
 format:
 	clang-format -i $$(find src tests/unit fuzz bench -name '*.[ch]')
