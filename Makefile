@@ -53,9 +53,10 @@ build/$(1)/%.o: %.c
 	$$(Q)$(2) $(BASE_CFLAGS) $(3) -c $$< -o $$@
 	$$(call say,CC [$(1)] $$<)
 
+# Built aside and renamed into place, so a concurrent link never sees a
+# half-written archive.
 $$($(1)_LIB): $$($(1)_OBJ)
-	@rm -f $$@
-	$$(Q)ar rcs $$@ $$^
+	$$(Q)rm -f $$@.$$$$$$$$.tmp && ar rcs $$@.$$$$$$$$.tmp $$^ && mv -f $$@.$$$$$$$$.tmp $$@
 
 build/$(1)/portcullis: build/$(1)/src/cli/main.o $$($(1)_LIB)
 	$$(Q)$(2) $(3) $$^ -o $$@ $(4) $(PKG_LIBS)
