@@ -1,5 +1,6 @@
 /* portcullis serve -c FILE and portcullis check -c FILE. */
 #include "as/as.h"
+#include "gw/gw.h"
 #include "cli/commands.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -73,6 +74,8 @@ int pc_cmd_serve(int argc, char **argv)
         return PC_EXIT_FAIL;
     }
     pc_result r = pc_server_add_module(&pc_as_module);
+    /* After the AS: the gateway reads the AS's state for this runtime. */
+    if (pc_ok(r)) r = pc_server_add_module(&pc_gw_module);
     if (pc_ok(r)) r = pc_server_run(cfg); /* takes cfg */
     else pc_config_free(cfg);
     if (!pc_ok(r)) {

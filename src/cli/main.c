@@ -17,6 +17,7 @@ static const struct subcommand subcommands[] = {
     {"pki", pc_cmd_pki, "development PKI: pki init|issue-server|issue-client"},
     {"client", pc_cmd_client, "OAuth clients: client add|list|show|remove"},
     {"keys", pc_cmd_keys, "signing keys: keys list|rotate|init-kek"},
+    {"demo-api", pc_cmd_demo_api, "a demo upstream API for the gateway: demo-api --listen IP:PORT"},
     {"version", pc_cmd_version, "print the version and library versions"},
 };
 

@@ -409,9 +409,11 @@ static pc_result parse_log(pc_cfg_doc *d, const yaml_node_t *n, const char *path
 
 /* ---- the document ------------------------------------------------------ */
 
-enum { ROOT_SERVER, ROOT_LOG, ROOT_ROUTES, ROOT_AS, N_ROOT };
+enum { ROOT_SERVER, ROOT_LOG, ROOT_ROUTES, ROOT_AS, ROOT_UPSTREAMS, ROOT_GATEWAY, N_ROOT };
 static const char *const root_keys[N_ROOT] = {
-    [ROOT_SERVER] = "server", [ROOT_LOG] = "log", [ROOT_ROUTES] = "routes", [ROOT_AS] = "as"};
+    [ROOT_SERVER] = "server",       [ROOT_LOG] = "log",
+    [ROOT_ROUTES] = "routes",       [ROOT_AS] = "as",
+    [ROOT_UPSTREAMS] = "upstreams", [ROOT_GATEWAY] = "gateway"};
 
 static pc_result parse_root(pc_cfg_doc *d, pc_config *cfg)
 {
@@ -423,9 +425,13 @@ static pc_result parse_root(pc_cfg_doc *d, pc_config *cfg)
     PC_GUARD(pc_cfg_require(d, root, "", root_keys[ROOT_SERVER], v[ROOT_SERVER]));
     PC_GUARD(parse_server(d, v[ROOT_SERVER], root_keys[ROOT_SERVER], cfg));
     if (v[ROOT_LOG] != NULL) PC_GUARD(parse_log(d, v[ROOT_LOG], root_keys[ROOT_LOG], cfg));
-    if (v[ROOT_ROUTES] != NULL) PC_GUARD(pc_cfg_routes(d, v[ROOT_ROUTES], cfg));
     if (v[ROOT_AS] != NULL) PC_GUARD(pc_cfg_as(d, v[ROOT_AS], root_keys[ROOT_AS], &cfg->as));
-    return PC_OK;
+    /* Routes come after as, upstreams and gateway: a gateway route names
+     * an upstream and takes its default audience from as.resources. */
+    if (v[ROOT_UPSTREAMS] != NULL) PC_GUARD(pc_cfg_upstreams(d, v[ROOT_UPSTREAMS], cfg));
+    if (v[ROOT_GATEWAY] != NULL) PC_GUARD(pc_cfg_gateway(d, v[ROOT_GATEWAY], cfg));
+    if (v[ROOT_ROUTES] != NULL) PC_GUARD(pc_cfg_routes(d, v[ROOT_ROUTES], cfg));
+    return pc_cfg_gw_finish(cfg);
 }
 
 static pc_result set_defaults(pc_config *cfg, const char *name)
@@ -449,6 +455,7 @@ static pc_result set_defaults(pc_config *cfg, const char *name)
     cfg->access_log = true;
     cfg->log_file = NULL;
     pc_cfg_as_defaults(&cfg->as);
+    pc_cfg_gw_defaults(cfg);
     PC_GUARD(pc_cfg_strdup(name, &cfg->path));
     return pc_cfg_strdup("./var", &cfg->state_dir);
 }
@@ -541,6 +548,7 @@ static void free_route(pc_route_config *r)
     free(r->path);
     free(r->content_type);
     free(r->body);
+    pc_cfg_route_gw_free(r);
 }
 
 void pc_config_free(pc_config *cfg)
@@ -557,6 +565,9 @@ void pc_config_free(pc_config *cfg)
     free(cfg->log_file);
     for (size_t i = 0; i < cfg->n_routes; i++) free_route(&cfg->routes[i]);
     free(cfg->routes);
+    for (size_t i = 0; i < cfg->n_gw_routes; i++) free_route(&cfg->gw_routes[i]);
+    free(cfg->gw_routes);
+    pc_cfg_gw_free(cfg);
     pc_cfg_as_free(&cfg->as);
     free(cfg);
 }

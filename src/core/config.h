@@ -61,7 +61,25 @@ typedef struct pc_tls_config {
 typedef enum pc_route_kind {
     PC_ROUTE_STATIC = 0, /* a fixed response from config */
     PC_ROUTE_WHOAMI,     /* echoes the verified client identity as JSON */
+    PC_ROUTE_UPSTREAM,   /* the gateway: token checks, then proxy (docs/gateway.md) */
 } pc_route_kind;
+
+/* Which sender constraint a gateway route accepts (docs/gateway.md). A
+ * token with no cnf at all (a plain bearer token) is never accepted. */
+typedef enum pc_gw_binding {
+    PC_GW_BIND_ANY = 0, /* whatever the token is bound to: mTLS or DPoP */
+    PC_GW_BIND_MTLS,    /* cnf.x5t#S256 only (RFC 8705 §3) */
+    PC_GW_BIND_DPOP,    /* cnf.jkt only (RFC 9449 §6) */
+} pc_gw_binding;
+
+/* routes[].auth: what a gateway route requires of the access token. */
+typedef struct pc_route_auth {
+    bool enabled;        /* an auth: mapping was given */
+    char **scopes;       /* every one must be in the token's scope */
+    size_t n_scopes;
+    pc_gw_binding binding;
+    char *audience;      /* must be in aud; default as.resources[0] */
+} pc_route_auth;
 
 typedef struct pc_route_config {
     char *method;        /* "GET", "POST", ... or "*" for any */
@@ -72,8 +90,41 @@ typedef struct pc_route_config {
     char *content_type;  /* "application/json" by default */
     char *body;          /* "" by default */
     size_t body_len;
+    /* PC_ROUTE_UPSTREAM */
+    char *upstream;      /* the upstreams: name */
+    size_t upstream_index; /* into pc_config.upstreams, resolved at load */
+    uint32_t timeout_ms; /* routes[].timeout; 0 = the upstream's timeout */
+    pc_route_auth auth;
     int line;            /* where the route was declared, for errors */
 } pc_route_config;
+
+/* upstreams.NAME: where a gateway route's requests go. */
+typedef struct pc_upstream_config {
+    char *name;
+    char *url;                  /* as written, without a trailing slash */
+    bool https;
+    char *host;                 /* IP literal or name (https only) */
+    uint16_t port;
+    char *base_path;            /* path prefix from the URL, "" for none */
+    char *ca_file;              /* upstreams.NAME.ca: required for https */
+    uint32_t connect_timeout_ms;/* default 2s */
+    uint32_t timeout_ms;        /* default 10s: whole exchange */
+    uint32_t max_idle;          /* keep-alive connections per worker, default 32 */
+    int line;
+} pc_upstream_config;
+
+/* gateway: settings shared by all gateway routes. */
+typedef struct pc_gw_config {
+    char *external_url;          /* for DPoP htu; default public_url or https://listen */
+    uint32_t dpop_proof_lifetime_ms; /* gateway.dpop.proof_lifetime: 60s */
+    uint32_t dpop_skew_ms;       /* gateway.dpop.clock_skew: 10s */
+    bool dpop_nonce;             /* gateway.dpop.nonce: false */
+    char *dpop_nonce_secret_file;/* gateway.dpop.nonce_secret_file, or NULL */
+    bool client_cert_header;     /* gateway.client_cert_header.enabled (RFC 9440) */
+    char *client_cert_header_name; /* default "Client-Cert" */
+    char **trusted_proxies;      /* CIDRs, default 127.0.0.1/32 */
+    size_t n_trusted_proxies;
+} pc_gw_config;
 
 typedef enum pc_as_profile {
     PC_AS_PROFILE_FAPI2 = 0, /* FAPI 2.0 Security Profile, strict (default) */
@@ -126,6 +177,11 @@ typedef struct pc_config {
     pc_route_config *routes;
     size_t n_routes;
     pc_as_config as;
+    pc_upstream_config *upstreams; /* upstreams: */
+    size_t n_upstreams;
+    pc_route_config *gw_routes; /* the upstream: routes, moved out of routes[] */
+    size_t n_gw_routes;
+    pc_gw_config gw;
 } pc_config;
 
 /* Load and validate a config file. On failure *out is NULL and pc_errmsg()

@@ -128,4 +128,25 @@ PC_MUST_USE pc_result pc_cfg_as(pc_cfg_doc *d, const yaml_node_t *n, const char 
                                 pc_as_config *ac);
 void pc_cfg_as_free(pc_as_config *ac);
 
+/* ---- config_gw.c -------------------------------------------------------- */
+
+/* The gateway: `upstreams:`, `gateway:` and the `upstream:`/`auth:` keys of
+ * a route (docs/gateway.md). Parsed before routes, so a route can name an
+ * upstream and default its audience from as.resources. */
+void pc_cfg_gw_defaults(pc_config *cfg);
+PC_MUST_USE pc_result pc_cfg_upstreams(pc_cfg_doc *d, const yaml_node_t *n, pc_config *cfg);
+PC_MUST_USE pc_result pc_cfg_gateway(pc_cfg_doc *d, const yaml_node_t *n, pc_config *cfg);
+/* The upstream: / auth: / timeout: keys of one route (any may be NULL);
+ * sets r->kind to PC_ROUTE_UPSTREAM. */
+PC_MUST_USE pc_result pc_cfg_route_upstream(pc_cfg_doc *d, const yaml_node_t *route,
+                                            const yaml_node_t *upstream, const yaml_node_t *auth,
+                                            const yaml_node_t *timeout, const char *path,
+                                            const pc_config *cfg, pc_route_config *r);
+/* After every section: default gateway.external_url, and move the
+ * PC_ROUTE_UPSTREAM routes from cfg->routes to cfg->gw_routes
+ * (the gateway module registers them; net/ serves the rest). */
+PC_MUST_USE pc_result pc_cfg_gw_finish(pc_config *cfg);
+void pc_cfg_route_gw_free(pc_route_config *r);
+void pc_cfg_gw_free(pc_config *cfg);
+
 #endif

@@ -25,9 +25,11 @@
  * then fail at start. Only a few rare WebDAV methods are longer. */
 #define ROUTE_MAX_METHOD 15u
 
-enum { RT_METHOD, RT_PATH, RT_STATIC, RT_HANDLER, N_RT };
+enum { RT_METHOD, RT_PATH, RT_STATIC, RT_HANDLER, RT_UPSTREAM, RT_AUTH, RT_TIMEOUT, N_RT };
 static const char *const route_keys[N_RT] = {
-    [RT_METHOD] = "method", [RT_PATH] = "path", [RT_STATIC] = "static", [RT_HANDLER] = "handler"};
+    [RT_METHOD] = "method",     [RT_PATH] = "path", [RT_STATIC] = "static",
+    [RT_HANDLER] = "handler",   [RT_UPSTREAM] = "upstream", [RT_AUTH] = "auth",
+    [RT_TIMEOUT] = "timeout"};
 
 enum { ST_STATUS, ST_CONTENT_TYPE, ST_BODY, N_ST };
 static const char *const static_keys[N_ST] = {
@@ -255,12 +257,21 @@ static pc_result parse_static(pc_cfg_doc *d, const yaml_node_t *n, const char *p
 }
 
 static pc_result parse_action(pc_cfg_doc *d, const yaml_node_t *n, yaml_node_t **v,
-                              const char *path, pc_route_config *r)
+                              const char *path, const pc_config *cfg, pc_route_config *r)
 {
     char sub[PC_CONFIG_MAX_PATH];
-    if ((v[RT_STATIC] == NULL) == (v[RT_HANDLER] == NULL))
+    int actions = (v[RT_STATIC] != NULL) + (v[RT_HANDLER] != NULL) + (v[RT_UPSTREAM] != NULL);
+    /* The gateway's upstream: is a third action; messages about the first
+     * two keep their wording when no upstream: is involved. */
+    if (actions != 1 && v[RT_UPSTREAM] == NULL)
         return pc_cfg_fail(d, n, path, "expected exactly one of static or handler, got %s",
                            v[RT_STATIC] == NULL ? "neither" : "both");
+    if (actions != 1)
+        return pc_cfg_fail(d, n, path,
+                           "expected exactly one of static, handler or upstream, got more than one");
+    if (v[RT_UPSTREAM] != NULL || v[RT_AUTH] != NULL || v[RT_TIMEOUT] != NULL)
+        return pc_cfg_route_upstream(d, n, v[RT_UPSTREAM], v[RT_AUTH], v[RT_TIMEOUT], path, cfg,
+                                     r);
     if (v[RT_STATIC] != NULL) {
         pc_cfg_path(sub, sizeof sub, path, route_keys[RT_STATIC]);
         r->kind = PC_ROUTE_STATIC;
@@ -274,7 +285,7 @@ static pc_result parse_action(pc_cfg_doc *d, const yaml_node_t *n, yaml_node_t *
 }
 
 static pc_result parse_route(pc_cfg_doc *d, const yaml_node_t *n, const char *path,
-                             pc_route_config *r)
+                             const pc_config *cfg, pc_route_config *r)
 {
     yaml_node_t *v[N_RT];
     char sub[PC_CONFIG_MAX_PATH];
@@ -291,7 +302,7 @@ static pc_result parse_route(pc_cfg_doc *d, const yaml_node_t *n, const char *pa
     PC_GUARD(parse_method(d, v[RT_METHOD], sub, r));
     pc_cfg_path(sub, sizeof sub, path, route_keys[RT_PATH]);
     PC_GUARD(parse_template(d, v[RT_PATH], sub, r));
-    return parse_action(d, n, v, path, r);
+    return parse_action(d, n, v, path, cfg, r);
 }
 
 /* ---- the list ---------------------------------------------------------- */
@@ -373,7 +384,7 @@ pc_result pc_cfg_routes(pc_cfg_doc *d, const yaml_node_t *list, pc_config *cfg)
         pc_cfg_path_index(path, sizeof path, "routes", i);
         yaml_node_t *n = pc_cfg_node(d, list->data.sequence.items.start[i]);
         PC_ENSURE(n != NULL, PC_ERR_INTERNAL, "%s: YAML list item without a node", d->name);
-        PC_GUARD(parse_route(d, n, path, &cfg->routes[i]));
+        PC_GUARD(parse_route(d, n, path, cfg, &cfg->routes[i]));
     }
     return check_duplicates(d, list, cfg);
 }

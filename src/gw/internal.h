@@ -1,0 +1,112 @@
+/* Private to src/gw: the module's state and the pieces its files share.
+ *
+ * module.c   shared state (DPoP jti replay cache, nonce secret) and the
+ *            per-runtime state (routes, trusted proxies); registration
+ * auth.c     token, binding (mTLS / DPoP) and scope checks; challenges
+ * upstream.c per-worker keep-alive pools of evhttp client connections
+ * proxy.c    the route handler: checks, then the upstream exchange
+ * hygiene.c, authz.c  pure parsing helpers (unit tested, fuzzed) */
+#ifndef PC_GW_INTERNAL_H
+#define PC_GW_INTERNAL_H
+
+#include "core/config.h"
+#include "core/replay.h"
+#include "gw/authz.h"
+#include "gw/gw.h"
+#include "gw/hygiene.h"
+#include "jose/dpop.h"
+#include "jose/thumbprint.h"
+#include "net/server.h"
+
+#include <jansson.h>
+#include <netinet/in.h>
+#include <stdint.h>
+
+/* Trusted proxy ranges kept per runtime. */
+#define PC_GW_MAX_PROXIES 64
+/* Response header bytes we copy from an upstream. The server core keeps a
+ * request's extra response headers in 2 KiB (net/internal.h) and we add
+ * x-fapi-interaction-id and, on refusals, WWW-Authenticate; an upstream
+ * sending more gets a 502 rather than a truncated or refused answer. */
+#define PC_GW_MAX_RESPONSE_HEADER_BYTES 1536u
+
+/* Kept across reloads (net/module.h): a SIGHUP must not reopen a DPoP
+ * replay window or change the nonce secret under clients' feet. */
+typedef struct pc_gw_shared {
+    pc_replay *dpop_jti;      /* namespace: proof key thumbprint (jkt) */
+    pc_dpop_noncer noncer;    /* gateway.dpop.nonce secret */
+} pc_gw_shared;
+
+typedef struct pc_gw_cidr {
+    int family;               /* AF_INET or AF_INET6 */
+    uint8_t addr[16];
+    unsigned bits;
+} pc_gw_cidr;
+
+typedef struct pc_gw pc_gw;
+
+/* One upstream: route of a runtime. */
+typedef struct pc_gw_route {
+    pc_gw *gw;
+    const pc_route_config *rc;     /* borrowed from the runtime's config */
+    const pc_upstream_config *up;
+    uint32_t timeout_ms;           /* route timeout, else the upstream's */
+} pc_gw_route;
+
+/* Built for each runtime; read-only while serving. */
+struct pc_gw {
+    const pc_config *cfg;          /* borrowed: the runtime outlives this */
+    pc_gw_shared *sh;
+    void *as;                      /* the in-process AS's state, or NULL */
+    pc_gw_route *routes;
+    size_t n_routes;
+    pc_gw_cidr proxies[PC_GW_MAX_PROXIES];
+    size_t n_proxies;
+};
+
+/* ---- auth.c ----------------------------------------------------------------- */
+
+/* What the checks established, for the identity headers. */
+typedef struct pc_gw_identity {
+    json_t *claims;                /* owned; NULL when the route has no auth */
+    const char *client_id, *sub, *scope, *jti; /* borrowed from claims */
+    char x5t[PC_X5T_S256_BUF];     /* thumbprint of the certificate, "" if none */
+} pc_gw_identity;
+
+/* Run the route's checks. On refusal it has answered (401/403/400, with
+ * WWW-Authenticate and the interaction id) and returns false. */
+PC_MUST_USE bool pc_gw_authorize(pc_request *r, const pc_gw_route *rt, pc_gw_identity *id,
+                                 const char *interaction_id);
+void pc_gw_identity_clear(pc_gw_identity *id);
+/* Is addr (the connection's peer) inside a trusted proxy range? */
+bool pc_gw_trusted_peer(const pc_gw *gw, const struct sockaddr *addr);
+/* The thumbprint of the client certificate: the TLS connection's, or the
+ * RFC 9440 header's when that mode is on and the peer is trusted. "" if
+ * none; false if a header was present but malformed. */
+bool pc_gw_client_x5t(pc_request *r, const pc_gw *gw, char out[PC_X5T_S256_BUF]);
+
+/* ---- upstream.c ------------------------------------------------------------- */
+
+struct evhttp_connection;
+typedef struct pc_gw_upconn pc_gw_upconn;
+
+/* A connection to up from this worker's pool (created on first use);
+ * NULL with a logged reason if one cannot be made. Call
+ * pc_gw_upconn_done once the exchange ends (answered, failed or
+ * cancelled). */
+pc_gw_upconn *pc_gw_upconn_get(struct event_base *base, const pc_upstream_config *up);
+struct evhttp_connection *pc_gw_upconn_evcon(pc_gw_upconn *uc);
+/* ok: the exchange completed with a response (the connection may be
+ * kept); false: it failed or was cancelled (the connection is discarded
+ * at its next use). */
+void pc_gw_upconn_done(pc_gw_upconn *uc, bool ok);
+
+/* ---- proxy.c ---------------------------------------------------------------- */
+
+/* The handler of every upstream: route; data is its pc_gw_route. */
+void pc_gw_handle(pc_request *r, void *data);
+
+/* Unix seconds. */
+int64_t pc_gw_now(void);
+
+#endif

@@ -1,0 +1,132 @@
+/* The gateway as a server module: shared state made once (the DPoP jti
+ * replay cache and the nonce secret), per-runtime state (routes, trusted
+ * proxy ranges) built on start and on every reload. */
+#include "as/as.h"
+#include "core/log.h"
+#include "gw/internal.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int64_t pc_gw_now(void) { return (int64_t)time(NULL); }
+
+static bool gw_enabled(const pc_config *cfg) { return cfg->n_gw_routes > 0; }
+
+static void gw_stop(void *p)
+{
+    pc_gw_shared *sh = p;
+    if (sh == NULL) return;
+    pc_replay_free(sh->dpop_jti);
+    pc_wipe(&sh->noncer, sizeof sh->noncer);
+    free(sh);
+}
+
+static pc_result gw_start(const pc_config *cfg, void **out)
+{
+    pc_gw_shared *sh = calloc(1, sizeof *sh);
+    PC_ENSURE(sh != NULL, PC_ERR_INTERNAL, "out of memory");
+    /* The nonce secret is read once: a reload that changed the file would
+     * invalidate every nonce in flight; restart to rotate it. */
+    pc_result r = pc_replay_new(PC_REPLAY_DEFAULT_CAPACITY, &sh->dpop_jti);
+    if (pc_ok(r)) r = pc_dpop_noncer_init(&sh->noncer, cfg->gw.dpop_nonce_secret_file);
+    if (!pc_ok(r)) {
+        gw_stop(sh);
+        return r;
+    }
+    *out = sh;
+    return PC_OK;
+}
+
+static void gw_free(void *p)
+{
+    pc_gw *gw = p;
+    if (gw == NULL) return;
+    free(gw->routes);
+    free(gw);
+}
+
+static pc_result parse_cidr(const char *s, pc_gw_cidr *c)
+{
+    char addr[64];
+    const char *slash = strchr(s, '/');
+    size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+    PC_ENSURE(alen < sizeof addr, PC_ERR_USAGE, "gateway.client_cert_header.trusted_proxies: %s", s);
+    memcpy(addr, s, alen);
+    addr[alen] = '\0';
+    memset(c, 0, sizeof *c);
+    if (inet_pton(AF_INET, addr, c->addr) == 1) {
+        c->family = AF_INET;
+        c->bits = 32;
+    } else if (inet_pton(AF_INET6, addr, c->addr) == 1) {
+        c->family = AF_INET6;
+        c->bits = 128;
+    } else {
+        return pc_fail(PC_ERR_USAGE, "gateway.client_cert_header.trusted_proxies: %s", s);
+    }
+    if (slash) c->bits = (unsigned)strtoul(slash + 1, NULL, 10); /* validated by config */
+    return PC_OK;
+}
+
+static pc_result build_state(const pc_config *cfg, pc_gw *gw, pc_route_sink *sink)
+{
+    gw->cfg = cfg;
+    gw->as = pc_route_sink_module_state(sink, "as");
+    for (size_t i = 0; i < cfg->gw.n_trusted_proxies && gw->n_proxies < PC_GW_MAX_PROXIES; i++)
+        PC_GUARD(parse_cidr(cfg->gw.trusted_proxies[i], &gw->proxies[gw->n_proxies++]));
+    gw->routes = calloc(cfg->n_gw_routes, sizeof *gw->routes);
+    PC_ENSURE(gw->routes != NULL, PC_ERR_INTERNAL, "out of memory");
+    for (size_t i = 0; i < cfg->n_gw_routes; i++) {
+        const pc_route_config *rc = &cfg->gw_routes[i];
+        pc_gw_route *rt = &gw->routes[gw->n_routes++];
+        rt->gw = gw;
+        rt->rc = rc;
+        rt->up = &cfg->upstreams[rc->upstream_index];
+        rt->timeout_ms = rc->timeout_ms ? rc->timeout_ms : rt->up->timeout_ms;
+        /* Tokens come only from the in-process AS today; a route that asks
+         * for auth without one could never admit anybody. Refuse the
+         * config instead of failing every request (remote JWKS is later). */
+        if (rc->auth.enabled && gw->as == NULL)
+            return pc_fail(PC_ERR_USAGE,
+                           "%s:%d: route %s %s has auth: but there is no as: section to verify "
+                           "tokens with",
+                           cfg->path ? cfg->path : "config", rc->line, rc->method, rc->path);
+        pc_result r = pc_route_sink_add(sink, rc->method, rc->path, pc_gw_handle, rt, "gateway");
+        if (!pc_ok(r))
+            return pc_fail(PC_ERR_USAGE, "%s:%d: %s", cfg->path ? cfg->path : "config", rc->line,
+                           pc_errmsg());
+    }
+    return PC_OK;
+}
+
+static pc_result gw_build(const pc_config *cfg, void *shared, pc_route_sink *sink, void **out)
+{
+    pc_gw *gw = calloc(1, sizeof *gw);
+    PC_ENSURE(gw != NULL, PC_ERR_INTERNAL, "out of memory");
+    gw->sh = shared;
+    pc_result r = build_state(cfg, gw, sink);
+    if (!pc_ok(r)) {
+        gw_free(gw);
+        return r;
+    }
+    pc_logline l;
+    if (pc_log_begin(&l, PC_LOG_INFO, "gateway_ready")) {
+        pc_log_uint(&l, "routes", gw->n_routes);
+        pc_log_uint(&l, "upstreams", cfg->n_upstreams);
+        pc_log_cstr(&l, "external_url", cfg->gw.external_url);
+        pc_log_bool(&l, "in_process_as", gw->as != NULL);
+        pc_log_end(&l);
+    }
+    *out = gw;
+    return PC_OK;
+}
+
+const pc_module pc_gw_module = {
+    .name = "gateway",
+    .enabled = gw_enabled,
+    .start = gw_start,
+    .stop = gw_stop,
+    .build = gw_build,
+    .free = gw_free,
+};
