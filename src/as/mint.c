@@ -14,14 +14,19 @@ pc_result pc_as_mint(pc_as *as, const pc_as_grant *g, int64_t now, char **token,
     size_t jl;
     PC_GUARD_OSSL(RAND_bytes(rnd, sizeof rnd), "RAND_bytes");
     PC_GUARD(pc_b64url_encode(rnd, sizeof rnd, jti_out, 32, &jl));
-    json_t *cnf = json_object();
-    if (g->cnf_jkt) json_object_set_new(cnf, "jkt", json_string(g->cnf_jkt));
-    if (g->cnf_x5t) json_object_set_new(cnf, "x5t#S256", json_string(g->cnf_x5t));
-    json_t *p = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:o}", "iss", as->issuer, "sub",
+    json_t *p = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s}", "iss", as->issuer, "sub",
                           g->client->client_id, "aud", g->aud, "exp",
                           (json_int_t)(now + (int64_t)g->lifetime_s), "iat", (json_int_t)now,
-                          "jti", jti_out, "client_id", g->client->client_id, "cnf", cnf);
+                          "jti", jti_out, "client_id", g->client->client_id);
     if (p == NULL) return pc_fail(PC_ERR_INTERNAL, "out of memory building a token");
+    /* cnf only for a bound token (RFC 7800 §3): an empty one would read as
+     * "bound" to a resource server with no key to check. */
+    if (g->cnf_jkt || g->cnf_x5t) {
+        json_t *cnf = json_object();
+        if (g->cnf_jkt) json_object_set_new(cnf, "jkt", json_string(g->cnf_jkt));
+        if (g->cnf_x5t) json_object_set_new(cnf, "x5t#S256", json_string(g->cnf_x5t));
+        json_object_set_new(p, "cnf", cnf);
+    }
     if (g->scope && g->scope[0]) json_object_set_new(p, "scope", json_string(g->scope));
     pc_result r = pc_keyring_sign(as->keys, "at+jwt", p, token, token_len);
     json_decref(p);
