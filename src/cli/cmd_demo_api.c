@@ -185,11 +185,37 @@ static json_t *account(const char *id)
                      "GBP", "status", (h >> 20) % 10 == 0 ? "closed" : "open");
 }
 
+/* Every header as received (names lower-cased, a list per name), with
+ * credentials reported only as present. */
+static json_t *all_headers(struct evhttp_request *req)
+{
+    json_t *o = json_object();
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
+        char lower[128];
+        size_t n = strlen(kv->key);
+        if (n >= sizeof lower) continue;
+        for (size_t i = 0; i <= n; i++)
+            lower[i] = (char)((kv->key[i] >= 'A' && kv->key[i] <= 'Z') ? kv->key[i] + 32 : kv->key[i]);
+        bool secret = strcmp(lower, "authorization") == 0 || strcmp(lower, "dpop") == 0;
+        json_t *list = json_object_get(o, lower);
+        if (list == NULL) {
+            list = json_array();
+            json_object_set_new(o, lower, list);
+        }
+        json_array_append_new(list, json_string(secret ? "(present)" : kv->value));
+    }
+    return o;
+}
+
 static json_t *echo(struct evhttp_request *req, const char *path)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t n = evbuffer_get_length(in);
-    json_t *o = json_pack("{s:i, s:s}", "body_bytes", (json_int_t)n, "path", path);
+    json_t *o = json_pack("{s:i, s:s, s:o}", "body_bytes", (json_int_t)n, "path", path,
+                          "headers", all_headers(req));
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    if (q) json_object_set_new(o, "query", json_string(q));
     if (n <= DEMO_MAX_BODY) {
         const char *b = (const char *)evbuffer_pullup(in, -1);
         json_object_set_new(o, "body", json_stringn(b ? b : "", n));

@@ -22,6 +22,8 @@ def gateway_clients(workdir, pki, keys):
         {"client_id": "short-client", "token_endpoint_auth_method": "tls_client_auth",
          "tls_client_auth_san_dns": "alice.example", "scope": "accounts",
          "access_token_lifetime": 1},
+        {"client_id": "jwt-client", "token_endpoint_auth_method": "private_key_jwt",
+         "jwks_file": write_jwks(workdir / "jwt-es.jwks.json", keys.es), "scope": "accounts"},
         {"client_id": "dpop-client", "token_endpoint_auth_method": "private_key_jwt",
          "jwks_file": write_jwks(workdir / "dpop-client.jwks.json", keys.dpop_client),
          "dpop_bound_access_tokens": True, "scope": "accounts"},

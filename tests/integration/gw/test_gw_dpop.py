@@ -1,0 +1,151 @@
+"""DPoP-bound tokens at the gateway (RFC 9449 §7)."""
+
+import time
+
+import portcullis_helpers as H
+from as_helpers import new_jti
+from gw_helpers import challenge, seen
+
+PATH = "/accounts/acc-7"
+
+
+def dpop_err(r, error="invalid_dpop_proof"):
+    assert r.status == 401, r
+    ch = challenge(r, "DPoP")
+    assert ch is not None, r
+    assert f'error="{error}"' in ch, ch
+    assert 'algs="ES256 PS256 EdDSA"' in ch, ch
+    assert r.header("date") and r.header("x-fapi-interaction-id")
+    return ch
+
+
+def test_valid_dpop_accepted(gw):
+    tok = gw.dpop_token()
+    r = gw.dpop_call(PATH, tok)
+    assert r.status == 200, r
+    s = seen(r)
+    assert s["x-portcullis-client-id"] == ["dpop-client"]
+    assert "dpop" not in s and "authorization" not in s, s
+
+
+def test_dpop_scheme_uppercase(gw):
+    tok = gw.dpop_token()
+    proof = gw.proof_for(PATH, tok)
+    r = gw.call(PATH, token=tok, scheme="DPOP", headers=[("DPoP", proof)])
+    assert r.status == 200, r
+
+
+def test_dpop_route_binding(gw):
+    tok = gw.dpop_token()
+    assert gw.dpop_call("/echo/dpop", tok).status == 200
+    r = gw.dpop_call("/echo/mtls", tok)
+    assert r.status == 401, r
+
+
+def test_wrong_htm(gw):
+    tok = gw.dpop_token()
+    dpop_err(gw.dpop_call(PATH, tok, proof=gw.proof_for(PATH, tok, method="POST")))
+
+
+def test_wrong_htu(gw):
+    tok = gw.dpop_token()
+    dpop_err(gw.dpop_call(PATH, tok, proof=gw.proof_for("/accounts/other", tok)))
+    p = gw.proof_for(PATH, tok, claims={"htu": f"https://evil.example{PATH}"})
+    dpop_err(gw.dpop_call(PATH, tok, proof=p))
+
+
+def test_htu_ignores_query(gw):
+    tok = gw.dpop_token()
+    r = gw.dpop_call(PATH + "?x=1", tok, proof=gw.proof_for(PATH, tok))
+    assert r.status == 200, r
+
+
+def test_stale_iat(gw):
+    tok = gw.dpop_token()
+    dpop_err(gw.dpop_call(PATH, tok, proof=gw.proof_for(PATH, tok, iat=int(time.time()) - 300)))
+    dpop_err(gw.dpop_call(PATH, tok, proof=gw.proof_for(PATH, tok, iat=int(time.time()) + 120)))
+
+
+def test_replayed_jti_same_connection(gw):
+    tok = gw.dpop_token()
+    proof = gw.proof_for(PATH, tok)
+    with gw.srv.connect() as c:
+        assert gw.dpop_call(PATH, tok, proof=proof, conn=c).status == 200
+        dpop_err(gw.dpop_call(PATH, tok, proof=proof, conn=c))
+
+
+def test_replayed_jti_new_connections(gw):
+    """Each replay on a fresh connection: with two workers some land on the
+    other worker thread; the shared cache must catch every one."""
+    tok = gw.dpop_token()
+    proof = gw.proof_for(PATH, tok)
+    assert gw.dpop_call(PATH, tok, proof=proof).status == 200
+    for _ in range(8):
+        dpop_err(gw.dpop_call(PATH, tok, proof=proof))
+
+
+def test_failed_proof_does_not_burn_jti(gw):
+    tok = gw.dpop_token()
+    jti = new_jti()
+    bad = gw.proof_for(PATH, tok, method="POST", jti=jti)
+    dpop_err(gw.dpop_call(PATH, tok, proof=bad))
+    good = gw.proof_for(PATH, tok, jti=jti)
+    assert gw.dpop_call(PATH, tok, proof=good).status == 200
+
+
+def test_wrong_ath(gw):
+    tok = gw.dpop_token()
+    other = gw.dpop_token()
+    dpop_err(gw.dpop_call(PATH, tok, proof=gw.proof_for(PATH, other)))
+
+
+def test_missing_ath(gw):
+    tok = gw.dpop_token()
+    dpop_err(gw.dpop_call(PATH, tok, proof=gw.proof_for(PATH, tok, claims={"ath": None})))
+
+
+def test_key_not_cnf_jkt(gw, keys):
+    tok = gw.dpop_token()
+    dpop_err(gw.dpop_call(PATH, tok, proof=gw.proof_for(PATH, tok, key=keys.dpop2)),
+             error="invalid_token")
+
+
+def test_alg_none(gw):
+    tok = gw.dpop_token()
+    dpop_err(gw.dpop_call(PATH, tok, proof=gw.proof_for(PATH, tok, header={"alg": "none"})))
+
+
+def test_private_jwk_in_proof(gw, keys):
+    tok = gw.dpop_token()
+    p = gw.proof_for(PATH, tok, header={"jwk": keys.dpop.private_jwk()})
+    dpop_err(gw.dpop_call(PATH, tok, proof=p))
+
+
+def test_missing_and_double_dpop_header(gw):
+    tok = gw.dpop_token()
+    dpop_err(gw.call(PATH, token=tok, scheme="DPoP"))
+    p1, p2 = gw.proof_for(PATH, tok), gw.proof_for(PATH, tok)
+    dpop_err(gw.call(PATH, token=tok, scheme="DPoP", headers=[("DPoP", p1), ("DPoP", p2)]))
+
+
+def test_dpop_token_as_bearer_refused(gw):
+    tok = gw.dpop_token()
+    proof = gw.proof_for(PATH, tok)
+    r = gw.call(PATH, token=tok, scheme="Bearer", headers=[("DPoP", proof)])
+    assert r.status == 401, r
+    assert 'error="invalid_token"' in challenge(r, "DPoP"), r
+    r = gw.call(PATH, token=tok, scheme="Bearer", cert="alice")
+    assert r.status == 401, r
+
+
+def test_dpop_nonce(fresh_gw):
+    g = fresh_gw(extra={"gateway": {"dpop": {"nonce": True}}})
+    tok = g.dpop_token()
+    r = g.dpop_call(PATH, tok)
+    dpop_err(r, error="use_dpop_nonce")
+    nonce = r.header("dpop-nonce")
+    assert nonce, r
+    ok = g.dpop_call(PATH, tok, proof=g.proof_for(PATH, tok, claims={"nonce": nonce}))
+    assert ok.status == 200, ok
+    bad = g.dpop_call(PATH, tok, proof=g.proof_for(PATH, tok, claims={"nonce": "x" * 22}))
+    dpop_err(bad, error="use_dpop_nonce")
