@@ -256,11 +256,8 @@ static bool tls_matches(const pc_client *c, X509 *cert, const char **field)
 {
     if (c->tls_subject_dn) {
         *field = "tls_client_auth_subject_dn";
-        X509_NAME *want = NULL;
-        if (!pc_ok(pc_pki_parse_dn(c->tls_subject_dn, &want))) return false;
-        bool eq = X509_NAME_cmp(X509_get_subject_name(cert), want) == 0;
-        X509_NAME_free(want);
-        return eq;
+        return c->tls_subject_name &&
+               X509_NAME_cmp(X509_get_subject_name(cert), c->tls_subject_name) == 0;
     }
     if (c->tls_san_dns) return *field = "tls_client_auth_san_dns", san_matches(cert, GEN_DNS, c->tls_san_dns);
     if (c->tls_san_uri) return *field = "tls_client_auth_san_uri", san_matches(cert, GEN_URI, c->tls_san_uri);

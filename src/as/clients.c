@@ -6,6 +6,7 @@
  * §2 asks. Every refusal names the member, so an operator can fix the
  * file; values are echoed only in a short, printable form. */
 #include "as/clients.h"
+#include "pki/pki.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -186,8 +187,13 @@ static pc_result parse_tls_subject(const json_t *md, pc_client *c)
     PC_ENSURE(found < N_TLS_FIELDS, PC_ERR_PROTO,
               "tls_client_auth needs exactly one of tls_client_auth_subject_dn, "
               "tls_client_auth_san_dns, _san_uri, _san_ip or _san_email (RFC 8705 section 2.1.2)");
-    return dup_into(json_string_value(json_object_get(md, tls_fields[found])),
-                    tls_slot(c, found));
+    PC_GUARD(dup_into(json_string_value(json_object_get(md, tls_fields[found])),
+                      tls_slot(c, found)));
+    /* Parse the DN once here, not on every token request; a DN we cannot
+     * parse is refused now rather than never matching later. */
+    if (found == 0 && !pc_ok(pc_pki_parse_dn(c->tls_subject_dn, &c->tls_subject_name)))
+        return pc_fail(PC_ERR_PROTO, "tls_client_auth_subject_dn: %s", pc_errmsg());
+    return PC_OK;
 }
 
 /* ---- URIs: jwks_uri and redirect_uris ------------------------------------ */
@@ -456,6 +462,7 @@ void pc_client_free(pc_client *c)
 {
     if (c == NULL) return;
     free(c->tls_subject_dn);
+    X509_NAME_free(c->tls_subject_name);
     free(c->tls_san_dns);
     free(c->tls_san_uri);
     free(c->tls_san_ip);

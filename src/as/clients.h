@@ -13,6 +13,7 @@
 #include "store/store.h"
 
 #include <jansson.h>
+#include <openssl/x509.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -46,6 +47,7 @@ typedef struct pc_client {
     pc_client_auth auth;
     /* tls_client_auth: exactly one of these is set (RFC 8705 §2.1.2). */
     char *tls_subject_dn;   /* RFC 4514 string */
+    X509_NAME *tls_subject_name; /* the same, parsed once at load (owned) */
     char *tls_san_dns, *tls_san_uri, *tls_san_ip, *tls_san_email;
     pc_jwks jwks;           /* private_key_jwt and self_signed_tls_client_auth keys */
     char *jwks_uri;         /* kept, not fetched yet */
