@@ -166,6 +166,12 @@ static void on_abort(void *arg)
     /* The client connection is going away: cancel the upstream exchange
      * and forget the request (it must not be touched after we return). */
     exchange *x = arg;
+    pc_logline l;
+    if (pc_log_begin(&l, PC_LOG_INFO, "upstream_cancelled")) {
+        pc_log_cstr(&l, "interaction_id", x->iid);
+        pc_log_cstr(&l, "upstream", x->rt->up->name);
+        pc_log_end(&l);
+    }
     evhttp_cancel_request(x->ureq);
     pc_gw_upconn_done(x->uc, false);
     exchange_free(x);

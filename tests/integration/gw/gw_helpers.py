@@ -47,6 +47,7 @@ def gateway_routes(demo_port):
         {"method": "*", "path": "/echo/open", "upstream": "demo"},
         {"method": "GET", "path": "/down", "upstream": "down"},
         {"method": "GET", "path": "/slow", "upstream": "slow", "timeout": "1s"},
+        {"method": "GET", "path": "/slow-long", "upstream": "slow", "timeout": "20s"},
     ]
 
 
