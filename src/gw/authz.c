@@ -24,6 +24,7 @@ pc_result pc_gw_parse_authorization(pc_str value, pc_gw_scheme *scheme, pc_str *
     PC_ENSURE(spaces > 0 && i < value.len, PC_ERR_PROTO, "no access token after the scheme");
     size_t start = i;
     while (i < value.len && token68_char(value.ptr[i])) i++;
+    PC_ENSURE(i > start, PC_ERR_PROTO, "malformed access token");
     while (i < value.len && value.ptr[i] == '=') i++;
     /* Trailing whitespace was already trimmed by the HTTP layer; anything
      * left is a second parameter or a bad character. */

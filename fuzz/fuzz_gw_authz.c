@@ -1,0 +1,87 @@
+/* Fuzz the gateway's parsing of a resource request's credentials: the
+ * Authorization header (scheme, token68), access_token parameters in a
+ * query or form, scope coverage, header-hygiene predicates, and a DPoP
+ * proof header as the gateway hands it to pc_dpop_verify (method, htu,
+ * ath for a fixed token). Invariants are asserted on every input.
+ *
+ * The first byte picks the target, the rest is the input. */
+#include "gw/authz.h"
+#include "gw/hygiene.h"
+#include "jose/dpop.h"
+#include "jose/jws.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void authorization(pc_str v)
+{
+    pc_gw_scheme s;
+    pc_str t;
+    if (!pc_ok(pc_gw_parse_authorization(v, &s, &t))) {
+        if (t.ptr != NULL || t.len != 0) abort();
+        return;
+    }
+    if (s != PC_GW_SCHEME_BEARER && s != PC_GW_SCHEME_DPOP) abort();
+    if (t.len == 0 || t.len > PC_GW_MAX_TOKEN) abort();
+    if (t.ptr < v.ptr || t.ptr + t.len != v.ptr + v.len) abort(); /* a suffix of the value */
+    for (size_t i = 0; i < t.len; i++)
+        if (t.ptr[i] == ' ' || t.ptr[i] == '"' || t.ptr[i] == ',' || (unsigned char)t.ptr[i] < 0x21)
+            abort();
+}
+
+static void params_and_scope(pc_str v)
+{
+    (void)pc_gw_has_access_token_param(v);
+    char *req[] = {"accounts", "payments", ""};
+    const char *missing = NULL;
+    bool ok = pc_gw_scope_covers(v, req, 2, &missing);
+    if (ok != (missing == NULL)) abort();
+    (void)pc_gw_scope_covers(v, req + 2, 1, &missing);
+    (void)pc_gw_connection_lists(v, PC_STR("x-hop"));
+    (void)pc_gw_forward_request_header(v, v, PC_STR("Client-Cert"), true);
+    (void)pc_gw_forward_response_header(v, PC_STR_NULL);
+    if (pc_gw_interaction_id_ok(v) && (v.len == 0 || v.len > PC_GW_MAX_INTERACTION_ID)) abort();
+    char out[64];
+    char buf[256];
+    size_t n = v.len < sizeof buf - 1 ? v.len : sizeof buf - 1;
+    memcpy(buf, v.ptr, n);
+    buf[n] = '\0';
+    pc_gw_challenge_text(buf, out, sizeof out);
+    for (const char *p = out; *p; p++)
+        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) abort();
+}
+
+static void dpop(pc_str v)
+{
+    pc_dpop_check chk = {
+        .method = PC_STR("GET"),
+        .url = PC_STR("https://gw.example/accounts/1"),
+        .access_token = PC_STR("eyJhbGciOiJFUzI1NiJ9.e30.sig"),
+        .now = 1700000000,
+        .max_age_s = 60,
+        .skew_s = 10,
+        .allowed_algs = PC_ALGS_FAPI,
+    };
+    pc_dpop_proof p;
+    memset(&p, 0, sizeof p);
+    if (pc_ok(pc_dpop_verify(v, &chk, &p))) {
+        /* Nothing forgeable without a key: a success must name a key and
+         * a jti within bounds. */
+        if (strlen(p.jkt) != PC_JWK_THUMBPRINT_BUF - 1 || strlen(p.jti) > PC_DPOP_MAX_JTI) abort();
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size == 0) return 0;
+    pc_str v = {(const char *)data + 1, size - 1};
+    switch (data[0] % 3) {
+    case 0: authorization(v); break;
+    case 1: params_and_scope(v); break;
+    default: dpop(v); break;
+    }
+    return 0;
+}
