@@ -175,10 +175,6 @@ def test_auth_failure_throttle_is_per_client_id(fresh_as):
     assert r.status == 200, r
 
 
-@pytest.mark.xfail(reason="server bug [as-tests] #2: failures are counted against the assertion's "
-                          "sub, but the throttle check before authentication only looks at a "
-                          "client_id form parameter, so a private_key_jwt client is throttled "
-                          "per address only", strict=True)
 def test_auth_failure_throttle_private_key_jwt_per_client(fresh_as, keys):
     """The same for a private_key_jwt client identified only by its
     assertion (client_id is optional in the form, RFC 7523 §3)."""

@@ -25,26 +25,40 @@ def run_cc_flow(node, a, tmp_path, *extra):
     return json.loads(p.stdout)
 
 
-def test_oauth4webapi_client_credentials_dpop(node_client, asrv, tmp_path):
-    out = run_cc_flow(node_client, asrv, tmp_path, "--scope", "payments")
-    assert out["issuer"] == asrv.issuer
-    assert out["token_endpoint"] == asrv.token_url
+def check_flow(a, out, scope, attempts):
+    assert out["issuer"] == a.issuer
+    assert out["token_endpoint"] == a.token_url
     assert out["status"] == 200, out
+    assert out["attempts"] == attempts, out
     raw = out["raw_response"]
     assert raw["token_type"] == "DPoP", raw
-    assert raw["scope"] == "payments"
+    assert raw["scope"] == scope
     assert out["processed"]["token_type"].lower() == "dpop"
     token = raw["access_token"]
-    asrv.sent_secrets.append(token)
-    header, claims = asrv.verify_token(token)
+    a.sent_secrets.append(token)
+    header, claims = a.verify_token(token)
     assert header["typ"] == "at+jwt"
     assert claims["client_id"] == "node-client" and claims["sub"] == "node-client"
+    assert claims["scope"] == scope
     # the thumbprint node printed, jwcrypto's, and the token's cnf.jkt agree
     jkt = jwc_jwk.JWK(**out["dpop_public_jwk"]).thumbprint()
     assert out["dpop_jkt"] == jkt
     assert claims["cnf"] == {"jkt": jkt}, claims
     # the server saw private_key_jwt and bound the token with DPoP
-    rec = asrv.srv.wait_log("token_issued", client_id="node-client")
+    rec = a.srv.wait_log("token_issued", client_id="node-client", jti=claims["jti"])
     assert rec["auth"] == "private_key_jwt" and rec["binding"] == "dpop", rec
-    assert rec["jti"] == claims["jti"]
     assert decode_jwt(token)[1]["aud"] == "https://api.example"
+
+
+def test_oauth4webapi_client_credentials_dpop(node_client, asrv, tmp_path):
+    out = run_cc_flow(node_client, asrv, tmp_path, "--scope", "payments")
+    check_flow(asrv, out, "payments", attempts=1)
+
+
+def test_oauth4webapi_with_dpop_nonce(node_client, fresh_as, tmp_path):
+    """With as.dpop.nonce the first request gets use_dpop_nonce; oauth4webapi
+    picks the nonce up and the retry succeeds."""
+    a = fresh_as(extra={"as": {"dpop": {"nonce": True}}})
+    out = run_cc_flow(node_client, a, tmp_path)
+    check_flow(a, out, "accounts payments", attempts=2)
+    assert a.srv.events("token_issued", client_id="node-client")

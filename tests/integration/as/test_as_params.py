@@ -180,9 +180,6 @@ def test_error_description_is_safe(asrv):
     r.json()    # still valid JSON
 
 
-@pytest.mark.xfail(reason="server bug [as-tests] #1: form.c formats the field name from the "
-                          "freed form buffer (use-after-free read), so the name is empty",
-                   strict=True)
 def test_invalid_percent_encoding_names_the_field(asrv):
     r = asrv.post("/token", "grant_type=client_credentials&client_id=mtls-client&scope=%zz",
                   client="alice")

@@ -63,12 +63,25 @@ async function main() {
   if (args.scope) params.set('scope', args.scope)
   if (args.resource) params.set('resource', args.resource)
 
-  const response = await oauth.clientCredentialsGrantRequest(as, client, clientAuth, params, {
-    DPoP: dpop,
-  })
-  const status = response.status
-  const raw = await response.clone().json()
-  const result = await oauth.processClientCredentialsResponse(as, client, response)
+  // RFC 9449 §8: a server that wants nonces answers use_dpop_nonce with a
+  // DPoP-Nonce header; the DPoP handle remembers it, and we try once more.
+  let attempts = 0
+  let status, raw, result
+  for (;;) {
+    attempts++
+    const response = await oauth.clientCredentialsGrantRequest(as, client, clientAuth, params, {
+      DPoP: dpop,
+    })
+    status = response.status
+    raw = await response.clone().json()
+    try {
+      result = await oauth.processClientCredentialsResponse(as, client, response)
+      break
+    } catch (err) {
+      if (attempts < 2 && oauth.isDPoPNonceError(err)) continue
+      throw err
+    }
+  }
 
   const publicJwk = await crypto.subtle.exportKey('jwk', dpopKeys.publicKey)
   process.stdout.write(
@@ -76,6 +89,7 @@ async function main() {
       issuer: as.issuer,
       token_endpoint: as.token_endpoint,
       status,
+      attempts,
       raw_response: raw,
       processed: result,
       dpop_public_jwk: { kty: publicJwk.kty, crv: publicJwk.crv, x: publicJwk.x, y: publicJwk.y },
