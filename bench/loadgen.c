@@ -8,7 +8,8 @@
  * Design: T threads, each with its own event_base and its own share of the
  * connections; nothing is shared between threads on the request path except
  * the read-only SSL_CTX and request templates (plus one relaxed atomic
- * counter when a headers file is used). Each connection is a small state
+ * counter when a headers file is used, or one per block of lines when
+ * single-use lines are handed out). Each connection is a small state
  * machine driving a non-blocking SSL object straight from libevent fd events
  * (no bufferevents: fewer copies and allocations). One request is in flight
  * per connection. Latency goes into a fixed log-linear histogram per thread;
@@ -21,7 +22,16 @@
  *              is that of full handshakes.
  *
  * Requests completing inside [start+warmup, start+warmup+duration] are
- * counted; the rest are not. */
+ * counted; the rest are not.
+ *
+ * Single-use requests (--bodies-file, --headers-file with --no-wrap): some
+ * requests may be sent once only (a client assertion's or a DPoP proof's
+ * jti is single use). Then request i uses line i of each such file, never
+ * line i mod n: each thread claims blocks of LINE_BLOCK consecutive line
+ * numbers from a global counter and hands them to its connections in turn,
+ * so no two requests of the run share a line. When the lines run out, the
+ * run stops there (measured window shortened, "lines_exhausted" reported)
+ * rather than wrap around and send replays. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -60,6 +70,10 @@
 #define MAX_HEADER_LINE (64u * 1024u)    /* one headers-file line */
 #define MAX_HEADERS_FILE (1024u * 1024u * 1024u)
 #define MAX_BODY_FILE (64u * 1024u * 1024u)
+#define MAX_BODIES_FILE (2048ull * 1024u * 1024u) /* one body per line */
+#define MAX_BODY_LINE (1024u * 1024u)
+#define LINE_BLOCK 32u /* single-use lines a thread claims at a time */
+#define STATUS_CODES 600u /* status codes counted one by one: 0..599 */
 #define MAX_CONNECTIONS 100000u
 #define MAX_THREADS 256u
 #define RECONNECT_DELAY_MS 10  /* after an error: do not spin on a dead server */
@@ -113,6 +127,9 @@ struct options {
     const char *headers_file;
     const char *method;
     const char *body_file;
+    const char *bodies_file;
+    bool no_wrap;          /* headers file lines are single use too */
+    const char *connect_to; /* connect here instead of resolving the URL host */
     bool json;
 };
 
@@ -138,11 +155,26 @@ struct reqset {
     size_t nhdr;
     char *suffix;
     size_t suffix_len;
+    /* --bodies-file: per line, "Content-Length: N\r\n\r\n" + body, prepared
+     * at start-up in one buffer; replaces the suffix (and the prefix then
+     * has no Content-Length). */
+    char *bodies;
+    size_t *body_off;
+    size_t *body_len;
+    size_t nbody;
     size_t max_len;
 };
 
 static struct reqset rq;
 static atomic_uint_fast64_t next_hdr; /* global request index: line i mod n */
+
+/* Single-use lines: whether requests draw line numbers from line_claim, how
+ * many lines there are, and whether they ran out. */
+static bool use_lines;
+static uint64_t line_count;
+static atomic_uint_fast64_t line_claim;
+static atomic_bool lines_exhausted;
+static atomic_uint_fast64_t lines_exhausted_ns;
 
 /* ---- shared run state -------------------------------------------------------- */
 
@@ -160,6 +192,7 @@ struct stats {
                                 caller divide CPU measured around the whole run */
     uint64_t non2xx;
     uint64_t status_class[6]; /* [1..5]: 1xx..5xx; [0]: other */
+    uint64_t status_code[STATUS_CODES]; /* by code; >= 600 in [0] */
     uint64_t errors[E_N];
     uint64_t handshakes;
     uint64_t drain_timeouts;
@@ -220,12 +253,15 @@ struct worker {
     uint64_t t_finish;
     bool stopping;
     bool traced;    /* the message callback was installed on one SSL */
+    uint64_t line_next, line_end; /* claimed single-use lines [next, end) */
+    uint64_t lines_used;
     struct stats st;
     /* observed once, for the summary */
     atomic_bool cert_requested;
     char proto[32];
     char cipher[64];
     char first_error[256];
+    char first_non2xx[256]; /* status line and the start of the body */
 };
 
 static struct worker *workers;
@@ -343,21 +379,65 @@ static void conn_fail_ssl(struct conn *c, enum err_kind kind, int sys_errno)
     conn_fail(c, kind, buf);
 }
 
-/* Install the request for the next header block and switch to writing. */
-static void start_request(struct conn *c)
+/* The next single-use line number for this thread, or UINT64_MAX when the
+ * lines have run out. A thread claims LINE_BLOCK numbers at a time, so the
+ * shared counter is touched once per block, and no number is handed out
+ * twice. */
+static uint64_t next_line(struct worker *w)
+{
+    if (w->line_next == w->line_end) {
+        uint64_t b = atomic_fetch_add_explicit(&line_claim, LINE_BLOCK, memory_order_relaxed);
+        if (b >= line_count) return UINT64_MAX;
+        w->line_next = b;
+        w->line_end = line_count - b > LINE_BLOCK ? b + LINE_BLOCK : line_count;
+    }
+    w->lines_used++;
+    return w->line_next++;
+}
+
+/* No single-use line left: this thread stops, and the others stop at their
+ * next request. The run ends here instead of replaying lines. */
+static void lines_out(struct worker *w)
+{
+    uint64_t t = now_ns();
+    if (!atomic_exchange(&lines_exhausted, true)) atomic_store(&lines_exhausted_ns, t);
+    w->t_finish = t;
+    w->stopping = true;
+    event_base_loopbreak(w->base);
+}
+
+/* Install the next request and switch to writing. Returns false if the
+ * single-use lines ran out (the worker is then stopping). */
+static bool start_request(struct conn *c)
 {
     size_t i = 0;
-    if (rq.nhdr > 1)
+    if (use_lines) {
+        uint64_t l = atomic_load_explicit(&lines_exhausted, memory_order_relaxed)
+                         ? UINT64_MAX
+                         : next_line(c->w);
+        if (l == UINT64_MAX) {
+            lines_out(c->w);
+            return false;
+        }
+        i = (size_t)l;
+    } else if (rq.nhdr > 1) {
         i = (size_t)(atomic_fetch_add_explicit(&next_hdr, 1, memory_order_relaxed) % rq.nhdr);
+    }
     char *p = c->wbuf;
     memcpy(p, rq.prefix, rq.prefix_len);
     p += rq.prefix_len;
     if (rq.nhdr) {
-        memcpy(p, rq.hdr[i], rq.hdr_len[i]);
-        p += rq.hdr_len[i];
+        size_t h = i < rq.nhdr ? i : i % rq.nhdr; /* wraps only without --no-wrap */
+        memcpy(p, rq.hdr[h], rq.hdr_len[h]);
+        p += rq.hdr_len[h];
     }
-    memcpy(p, rq.suffix, rq.suffix_len);
-    p += rq.suffix_len;
+    if (rq.nbody) {
+        memcpy(p, rq.bodies + rq.body_off[i], rq.body_len[i]);
+        p += rq.body_len[i];
+    } else {
+        memcpy(p, rq.suffix, rq.suffix_len);
+        p += rq.suffix_len;
+    }
     c->wlen = (size_t)(p - c->wbuf);
     c->woff = 0;
     c->write_waited = false;
@@ -368,6 +448,7 @@ static void start_request(struct conn *c)
     c->status = 0;
     if (opt.mode == MODE_KEEPALIVE) c->t_req = now_ns();
     c->state = S_WRITING;
+    return true;
 }
 
 /* Case-insensitive: does header line [p, p+n) have the given name? Returns
@@ -544,6 +625,22 @@ static long body_feed(struct conn *c, const char *p, size_t n, bool *done)
 
 enum resp_result { R_MORE, R_DONE, R_ERROR };
 
+/* Keep the first non-2xx response's status and what came of its body with
+ * the head (printable bytes only), so a failing run says why. Called when
+ * the head has been parsed, while rbuf still holds exactly what came in. */
+static void note_non2xx(struct conn *c)
+{
+    struct worker *w = c->w;
+    size_t o = (size_t)snprintf(w->first_non2xx, sizeof w->first_non2xx, "%d", c->status);
+    const char *h = c->rlen >= 4 ? memmem(c->rbuf, c->rlen, "\r\n\r\n", 4) : NULL;
+    if (!h) return;
+    const char *b = h + 4, *end = c->rbuf + c->rlen;
+    if (b < end && o + 1 < sizeof w->first_non2xx) w->first_non2xx[o++] = ' ';
+    for (; b < end && o + 1 < sizeof w->first_non2xx; b++)
+        w->first_non2xx[o++] = (*b >= 0x20 && *b < 0x7f) ? *b : '.';
+    w->first_non2xx[o] = '\0';
+}
+
 /* Find the end of the head in the accumulated bytes; parse it; feed the rest
  * to the body. Interim 1xx responses are skipped. */
 static enum resp_result head_progress(struct conn *c, size_t old_len)
@@ -565,6 +662,7 @@ static enum resp_result head_progress(struct conn *c, size_t old_len)
             continue;
         }
         c->in_body = true;
+        if ((c->status < 200 || c->status > 299) && !c->w->first_non2xx[0]) note_non2xx(c);
         bool done;
         long used = body_feed(c, c->rbuf + head_len, rest, &done);
         if (used < 0) return R_ERROR;
@@ -587,6 +685,7 @@ static bool response_done(struct conn *c)
         if (d > s->max_ns) s->max_ns = d;
         unsigned cls = (unsigned)c->status / 100u;
         s->status_class[cls <= 5 ? cls : 0]++;
+        s->status_code[(unsigned)c->status < STATUS_CODES ? (unsigned)c->status : 0]++;
         if (c->status < 200 || c->status > 299) s->non2xx++;
         if (w->quota && s->requests >= w->quota) {
             w->t_finish = t;
@@ -711,7 +810,7 @@ static void conn_run(struct conn *c)
             r = SSL_do_handshake(c->ssl);
             if (r == 1) {
                 handshake_done(c);
-                start_request(c);
+                if (!start_request(c)) return;
                 break;
             }
             want = ssl_wait(c, r, &se);
@@ -764,8 +863,8 @@ static void conn_run(struct conn *c)
                 if (!response_done(c)) return;
                 if (opt.mode == MODE_HANDSHAKE || c->server_close) {
                     c->state = S_DRAIN;
-                } else {
-                    start_request(c);
+                } else if (!start_request(c)) {
+                    return;
                 }
                 break;
             }
@@ -1010,13 +1109,63 @@ static void load_headers(const char *path)
     if (rq.nhdr == 0) die(path, "no header lines");
 }
 
+/* --bodies-file: one body per line (blank lines skipped; a final CR is
+ * dropped). Each line becomes "Content-Length: N\r\n\r\n" + body in one
+ * buffer, so a request is still three memcpy calls. */
+static void load_bodies(const char *path)
+{
+    size_t len;
+    char *data = read_file(path, MAX_BODIES_FILE, &len);
+    size_t lines = 0;
+    for (char *p = data; p < data + len;) {
+        char *nl = memchr(p, '\n', (size_t)(data + len - p));
+        char *end = nl ? nl : data + len;
+        size_t n = (size_t)(end - p);
+        if (n && p[n - 1] == '\r') n--;
+        if (n) lines++;
+        p = end + 1;
+    }
+    if (lines == 0) die(path, "no body lines");
+    rq.body_off = xcalloc(lines, sizeof *rq.body_off);
+    rq.body_len = xcalloc(lines, sizeof *rq.body_len);
+    size_t cap = len + lines * 48u; /* "Content-Length: " + digits + 2 CRLF < 48 */
+    rq.bodies = malloc(cap);
+    if (!rq.bodies) die("out of memory", NULL);
+    size_t o = 0, lineno = 0;
+    for (char *p = data; p < data + len;) {
+        char *nl = memchr(p, '\n', (size_t)(data + len - p));
+        char *end = nl ? nl : data + len;
+        size_t n = (size_t)(end - p);
+        lineno++;
+        if (n && p[n - 1] == '\r') n--;
+        if (n > MAX_BODY_LINE) {
+            fprintf(stderr, "loadgen: bodies file line %zu longer than %u bytes\n", lineno,
+                    MAX_BODY_LINE);
+            exit(2);
+        }
+        if (n) {
+            size_t off = o;
+            o += (size_t)snprintf(rq.bodies + o, cap - o, "Content-Length: %zu\r\n\r\n", n);
+            memcpy(rq.bodies + o, p, n);
+            o += n;
+            rq.body_off[rq.nbody] = off;
+            rq.body_len[rq.nbody] = o - off;
+            rq.nbody++;
+        }
+        p = end + 1;
+    }
+    free(data);
+}
+
 static void build_requests(void)
 {
     char *body = NULL;
     size_t body_len = 0;
     if (opt.body_file) body = read_file(opt.body_file, MAX_BODY_FILE, &body_len);
-    bool want_length = opt.body_file || strcmp(opt.method, "POST") == 0 ||
-                       strcmp(opt.method, "PUT") == 0 || strcmp(opt.method, "PATCH") == 0;
+    /* With --bodies-file each line carries its own Content-Length. */
+    bool want_length = !rq.nbody && (opt.body_file || strcmp(opt.method, "POST") == 0 ||
+                                     strcmp(opt.method, "PUT") == 0 ||
+                                     strcmp(opt.method, "PATCH") == 0);
     bool v6 = strchr(opt.host, ':') != NULL;
     char hostport[300];
     if (strcmp(opt.port, "443") == 0)
@@ -1040,7 +1189,10 @@ static void build_requests(void)
     size_t maxh = 0;
     for (size_t i = 0; i < rq.nhdr; i++)
         if (rq.hdr_len[i] > maxh) maxh = rq.hdr_len[i];
-    rq.max_len = rq.prefix_len + maxh + rq.suffix_len;
+    size_t maxb = rq.suffix_len;
+    for (size_t i = 0; i < rq.nbody; i++)
+        if (rq.body_len[i] > maxb) maxb = rq.body_len[i];
+    rq.max_len = rq.prefix_len + maxh + maxb;
     if (rq.max_len > INT_MAX) die("request too large", NULL);
 }
 
@@ -1136,8 +1288,11 @@ static void resolve(void)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
-    int rc = getaddrinfo(opt.host, opt.port, &hints, &res);
-    if (rc != 0 || !res) die(opt.host, gai_strerror(rc));
+    /* --connect-to: the URL's host still goes into Host and is checked
+     * against the server certificate; only the address comes from here. */
+    const char *host = opt.connect_to ? opt.connect_to : opt.host;
+    int rc = getaddrinfo(host, opt.port, &hints, &res);
+    if (rc != 0 || !res) die(host, gai_strerror(rc));
     memcpy(&server_addr, res->ai_addr, res->ai_addrlen);
     server_addr_len = res->ai_addrlen;
     freeaddrinfo(res);
@@ -1160,8 +1315,14 @@ static void usage(FILE *out)
           "  --tls12 | --tls13   pin the TLS version (default: negotiate)\n"
           "  --headers-file F    one header block per line, \\n between headers;\n"
           "                      request i uses line i mod lines\n"
+          "  --no-wrap           headers-file lines are single use: request i uses\n"
+          "                      line i, and the run stops when they run out\n"
           "  --method M          request method (GET)\n"
           "  --body-file F       request body, sent with Content-Length\n"
+          "  --bodies-file F     one request body per line, each used once (request i\n"
+          "                      uses line i); the run stops when they run out\n"
+          "  --connect-to ADDR   connect to ADDR instead of the URL's host (which\n"
+          "                      still goes in Host and is checked in the certificate)\n"
           "  --timeout S         per-step I/O timeout (10)\n"
           "  --json              print one JSON object on stdout (summary on stderr)\n",
           out);
@@ -1188,7 +1349,7 @@ static uint64_t parse_count(const char *s, const char *name, uint64_t min, uint6
 enum {
     O_URL = 256, O_CONNS, O_THREADS, O_DURATION, O_REQUESTS, O_WARMUP, O_MODE, O_CERT,
     O_KEY, O_CACERT, O_INSECURE, O_TLS12, O_TLS13, O_HEADERS, O_METHOD, O_BODY, O_JSON,
-    O_TIMEOUT, O_HELP
+    O_TIMEOUT, O_HELP, O_BODIES, O_NOWRAP, O_CONNECT_TO
 };
 
 static void parse_args(int argc, char **argv)
@@ -1210,6 +1371,9 @@ static void parse_args(int argc, char **argv)
         {"headers-file", required_argument, NULL, O_HEADERS},
         {"method", required_argument, NULL, O_METHOD},
         {"body-file", required_argument, NULL, O_BODY},
+        {"bodies-file", required_argument, NULL, O_BODIES},
+        {"no-wrap", no_argument, NULL, O_NOWRAP},
+        {"connect-to", required_argument, NULL, O_CONNECT_TO},
         {"json", no_argument, NULL, O_JSON},
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"help", no_argument, NULL, O_HELP},
@@ -1251,6 +1415,12 @@ static void parse_args(int argc, char **argv)
             opt.method = optarg;
             break;
         case O_BODY: opt.body_file = optarg; break;
+        case O_BODIES: opt.bodies_file = optarg; break;
+        case O_NOWRAP: opt.no_wrap = true; break;
+        case O_CONNECT_TO:
+            if (!*optarg) die("bad --connect-to", optarg);
+            opt.connect_to = optarg;
+            break;
         case O_JSON: opt.json = true; break;
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); exit(2);
@@ -1264,6 +1434,8 @@ static void parse_args(int argc, char **argv)
         usage(stderr);
         exit(2);
     }
+    if (opt.body_file && opt.bodies_file) die("--body-file and --bodies-file exclude each other", NULL);
+    if (opt.no_wrap && !opt.headers_file) die("--no-wrap needs --headers-file", NULL);
     if (opt.threads > opt.connections) opt.threads = opt.connections;
     if (opt.requests && opt.threads > opt.requests) opt.threads = (unsigned)opt.requests;
 }
@@ -1287,13 +1459,25 @@ static double percentile_us(const struct stats *s, double q)
     return (double)s->max_ns / 1000.0;
 }
 
+/* A JSON string of printable ASCII (what first_non2xx holds). */
+static void json_str(FILE *f, const char *v)
+{
+    fputc('"', f);
+    for (; *v; v++) {
+        if (*v == '"' || *v == '\\') fputc('\\', f);
+        fputc((unsigned char)*v >= 0x20 && (unsigned char)*v < 0x7f ? *v : '.', f);
+    }
+    fputc('"', f);
+}
+
 static uint64_t report(void)
 {
     struct stats tot;
     memset(&tot, 0, sizeof tot);
     uint64_t finish = 0;
     bool cert_requested = false;
-    const char *proto = "", *cipher = "", *first_error = "";
+    const char *proto = "", *cipher = "", *first_error = "", *first_non2xx = "";
+    uint64_t lines_used = 0;
     for (unsigned t = 0; t < opt.threads; t++) {
         const struct worker *w = &workers[t];
         const struct stats *s = &w->st;
@@ -1301,6 +1485,9 @@ static uint64_t report(void)
         tot.requests_total += s->requests_total;
         tot.non2xx += s->non2xx;
         for (unsigned i = 0; i < 6; i++) tot.status_class[i] += s->status_class[i];
+        for (unsigned i = 0; i < STATUS_CODES; i++) tot.status_code[i] += s->status_code[i];
+        lines_used += w->lines_used;
+        if (!first_non2xx[0] && w->first_non2xx[0]) first_non2xx = w->first_non2xx;
         for (unsigned i = 0; i < E_N; i++) tot.errors[i] += s->errors[i];
         tot.handshakes += s->handshakes;
         tot.drain_timeouts += s->drain_timeouts;
@@ -1342,6 +1529,12 @@ static uint64_t report(void)
                  ", 5xx %" PRIu64 ", other %" PRIu64 "\n",
             tot.status_class[1], tot.status_class[2], tot.status_class[3], tot.status_class[4],
             tot.status_class[5], tot.status_class[0]);
+    fprintf(out, "  codes       ");
+    for (unsigned i = 1; i < STATUS_CODES; i++)
+        if (tot.status_code[i]) fprintf(out, " %u=%" PRIu64, i, tot.status_code[i]);
+    if (tot.status_code[0]) fprintf(out, " other=%" PRIu64, tot.status_code[0]);
+    fputc('\n', out);
+    if (first_non2xx[0]) fprintf(out, "  first non-2xx %s\n", first_non2xx);
     fprintf(out, "  errors       %" PRIu64, errors);
     for (unsigned i = 0; i < E_N; i++)
         if (tot.errors[i]) fprintf(out, " %s=%" PRIu64, err_names[i], tot.errors[i]);
@@ -1353,14 +1546,42 @@ static uint64_t report(void)
     fprintf(out, "  whole run    %" PRIu64 " requests with warm-up, load generator CPU %.2f s\n",
             tot.requests_total, client_cpu);
     fprintf(out, "  latency us   p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", p50, p90, p99, mx);
+    bool exhausted = atomic_load(&lines_exhausted);
+    double exhausted_at = exhausted ? (double)(atomic_load(&lines_exhausted_ns) - t_start_ns) / 1e9 : 0.0;
+    if (use_lines) {
+        fprintf(out, "  lines        %" PRIu64 " of %" PRIu64 " single-use lines sent\n", lines_used,
+                line_count);
+        if (exhausted)
+            fprintf(out, "  NOTE         the single-use lines ran out %.3f s into the run (warm-up "
+                         "included): the run stopped there instead of replaying them; "
+                         "supply more lines for a full-length run\n",
+                    exhausted_at);
+    }
     if (opt.json) {
         printf("{\"requests\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"non2xx\":%" PRIu64
                ",\"seconds\":%.3f,\"rps\":%.1f,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f"
                ",\"max_us\":%.1f,\"handshakes\":%" PRIu64 ",\"requests_total\":%" PRIu64
                ",\"client_cpu_s\":%.3f,\"cert_requested\":%s,\"protocol\":\"%s\""
-               ",\"cipher\":\"%s\"}\n",
+               ",\"cipher\":\"%s\"",
                tot.requests, errors, tot.non2xx, seconds, rps, p50, p90, p99, mx, tot.handshakes,
                tot.requests_total, client_cpu, cert_requested ? "true" : "false", proto, cipher);
+        /* status codes of the requests counted in "requests"; "other" for
+         * codes outside 0-599 */
+        printf(",\"status_counts\":{");
+        bool first = true;
+        for (unsigned i = 1; i < STATUS_CODES; i++) {
+            if (!tot.status_code[i]) continue;
+            printf("%s\"%u\":%" PRIu64, first ? "" : ",", i, tot.status_code[i]);
+            first = false;
+        }
+        if (tot.status_code[0]) printf("%s\"other\":%" PRIu64, first ? "" : ",", tot.status_code[0]);
+        printf("},\"first_non2xx\":");
+        json_str(stdout, first_non2xx);
+        if (use_lines)
+            printf(",\"lines_total\":%" PRIu64 ",\"lines_used\":%" PRIu64
+                   ",\"lines_exhausted\":%s,\"lines_exhausted_at_s\":%.3f",
+                   line_count, lines_used, exhausted ? "true" : "false", exhausted_at);
+        printf("}\n");
     }
     fflush(stdout);
     return tot.requests;
@@ -1378,6 +1599,10 @@ int main(int argc, char **argv)
         (void)setrlimit(RLIMIT_NOFILE, &rl);
     }
     if (opt.headers_file) load_headers(opt.headers_file);
+    if (opt.bodies_file) load_bodies(opt.bodies_file);
+    use_lines = opt.bodies_file || opt.no_wrap;
+    if (opt.bodies_file) line_count = rq.nbody;
+    if (opt.no_wrap && (!line_count || rq.nhdr < line_count)) line_count = rq.nhdr;
     build_requests();
     setup_tls();
     resolve();
@@ -1410,6 +1635,9 @@ int main(int argc, char **argv)
     free(rq.hdr_len);
     free(rq.prefix);
     free(rq.suffix);
+    free(rq.bodies);
+    free(rq.body_off);
+    free(rq.body_len);
     free(opt.path);
     return status;
 }
