@@ -1,6 +1,10 @@
 """Shared fixtures: the session PKI and real `portcullis serve` processes."""
 
 import os
+import shutil
+import subprocess
+import tempfile
+import time
 
 import pytest
 
@@ -11,9 +15,40 @@ os.environ.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
 
 
 def pytest_sessionstart(session):
-    if not os.access(H.BIN, os.X_OK):
-        raise pytest.UsageError(f"portcullis binary not found at {H.BIN}; "
+    """Run the whole session on a private copy of the binary: other work in
+    the tree may relink build/asan/portcullis while the suite runs."""
+    src = H.BIN
+    if not os.access(src, os.X_OK):
+        raise pytest.UsageError(f"portcullis binary not found at {src}; "
                                 "run `make integration` or set PORTCULLIS_BIN")
+    tmp = tempfile.mkdtemp(prefix="portcullis-bin-")
+    dst = os.path.join(tmp, "portcullis")
+    last = None
+    for _ in range(50):
+        try:
+            shutil.copy2(src, dst)
+            r = subprocess.run([dst, "version"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=30)
+            if r.returncode == 0:
+                break
+            last = r.stderr
+        except OSError as e:        # mid-relink: missing or not yet executable
+            last = e
+        time.sleep(0.2)
+    else:
+        raise pytest.UsageError(f"cannot run a copy of {src}: {last!r}")
+    H.BIN = dst
+    session.config._portcullis_bin_dir = tmp
+
+
+def pytest_sessionfinish(session):
+    tmp = getattr(session.config, "_portcullis_bin_dir", None)
+    if tmp:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def pytest_report_header(config):
+    return f"portcullis binary: {os.environ.get('PORTCULLIS_BIN') or H.BIN} (run from a private copy)"
 
 
 @pytest.fixture(scope="session")
