@@ -40,8 +40,6 @@ def test_compat_profile_loosens_only_aud_and_binding(fresh_as, keys):
              "invalid_dpop_proof")
 
 
-@pytest.mark.xfail(reason="server bug [as-tests] #3: an unbound (compat) token carries an empty "
-                          "cnf object, and introspection echoes it", strict=True)
 def test_compat_unbound_token_has_no_cnf(fresh_as):
     a = fresh_as(extra={"as": {"profile": "compat"}})
     tok = a.access_token(a.token_jwt(cert=None))
