@@ -5,6 +5,7 @@
  * auth.c     token, binding (mTLS / DPoP) and scope checks; challenges
  * upstream.c per-worker keep-alive pools of evhttp client connections
  * proxy.c    the route handler: checks, then the upstream exchange
+ * tokcache.c per-worker verified-token cache
  * hygiene.c, authz.c  pure parsing helpers (unit tested, fuzzed) */
 #ifndef PC_GW_INTERNAL_H
 #define PC_GW_INTERNAL_H
@@ -62,6 +63,7 @@ struct pc_gw {
     size_t n_routes;
     pc_gw_cidr proxies[PC_GW_MAX_PROXIES];
     size_t n_proxies;
+    uint64_t generation;           /* unique per runtime: token cache entries */
 };
 
 /* ---- auth.c ----------------------------------------------------------------- */

@@ -6,6 +6,7 @@
 #include "gw/internal.h"
 
 #include <arpa/inet.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -69,9 +70,13 @@ static pc_result parse_cidr(const char *s, pc_gw_cidr *c)
     return PC_OK;
 }
 
+/* Runtime generations start at 1; 0 means "no entry" in the token cache. */
+static _Atomic uint64_t generations;
+
 static pc_result build_state(const pc_config *cfg, pc_gw *gw, pc_route_sink *sink)
 {
     gw->cfg = cfg;
+    gw->generation = atomic_fetch_add(&generations, 1) + 1;
     gw->as = pc_route_sink_module_state(sink, "as");
     for (size_t i = 0; i < cfg->gw.n_trusted_proxies && gw->n_proxies < PC_GW_MAX_PROXIES; i++)
         PC_GUARD(parse_cidr(cfg->gw.trusted_proxies[i], &gw->proxies[gw->n_proxies++]));
