@@ -63,6 +63,9 @@ static void pool_free(pc_gw_pool *p)
 {
     for (size_t i = 0; i < p->n; i++)
         if (p->conns[i].evcon) evhttp_connection_free(p->conns[i].evcon);
+    /* evhttp_connection_free cancels queued requests without callbacks;
+     * none can be queued here: pools are freed only after the worker's
+     * loop has stopped and every client connection is gone. */
     free(p->conns);
     SSL_CTX_free(p->ssl_ctx);
     free(p->key);
@@ -176,7 +179,11 @@ static bool open_conn(pc_gw_pool *p, pc_gw_upconn *uc)
     uc->dead = false;
     uc->proven = false;
     uc->evcon = p->https ? open_https(p) : evhttp_connection_base_new(p->base, NULL, p->host, p->port);
-    if (uc->evcon == NULL) return false;
+    if (uc->evcon == NULL) {
+        /* Out of memory or descriptors: leave the slot for a later try. */
+        uc->dead = true;
+        return false;
+    }
     /* Until a connection has answered once, its inactivity timeout is the
      * connect timeout, so a dead or black-holed upstream fails fast; after
      * that, the upstream's timeout. The request's own timer bounds the
@@ -197,7 +204,7 @@ pc_gw_upconn *pc_gw_upconn_get(struct event_base *base, const pc_upstream_config
         if (uc->dead && uc->inflight == 0) {
             /* A failed https connection cannot reconnect with its used SSL
              * object, and a failed http one has nothing worth keeping. */
-            evhttp_connection_free(uc->evcon);
+            if (uc->evcon) evhttp_connection_free(uc->evcon);
             uc->evcon = NULL;
             if (!open_conn(p, uc)) return NULL;
         }
@@ -207,9 +214,8 @@ pc_gw_upconn *pc_gw_upconn_get(struct event_base *base, const pc_upstream_config
     }
     if (p->n < p->cap) {
         pc_gw_upconn *uc = &p->conns[p->n];
-        if (!open_conn(p, uc)) return NULL;
-        p->n++;
-        return uc;
+        p->n++; /* the slot counts even if opening fails: it is retried */
+        return open_conn(p, uc) ? uc : NULL;
     }
     return best;
 }

@@ -149,3 +149,26 @@ def test_dpop_nonce(fresh_gw):
     assert ok.status == 200, ok
     bad = g.dpop_call(PATH, tok, proof=g.proof_for(PATH, tok, claims={"nonce": "x" * 22}))
     dpop_err(bad, error="use_dpop_nonce")
+
+
+def test_concurrent_replay_exactly_one_wins(gw):
+    """The same proof sent at once on many connections (both workers):
+    exactly one is accepted."""
+    from concurrent.futures import ThreadPoolExecutor
+    import threading
+    tok = gw.dpop_token()
+    proof = gw.proof_for(PATH, tok)
+    conns = [gw.srv.connect() for _ in range(10)]
+    barrier = threading.Barrier(len(conns))
+
+    def send(c):
+        barrier.wait()
+        return gw.dpop_call(PATH, tok, proof=proof, conn=c).status
+
+    try:
+        with ThreadPoolExecutor(len(conns)) as ex:
+            statuses = sorted(ex.map(send, conns))
+    finally:
+        for c in conns:
+            c.close()
+    assert statuses == [200] + [401] * (len(conns) - 1), statuses

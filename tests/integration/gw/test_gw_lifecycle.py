@@ -130,3 +130,25 @@ def test_https_upstream_verified(make_server, keys, demo, slow, pki):
         assert r.status == 502, r
     finally:
         up.stop()
+
+
+def test_concurrent_clients_share_small_pool(fresh_gw):
+    """More concurrent exchanges than pooled connections: requests queue on
+    the busy connections and all complete, in order per client."""
+    from concurrent.futures import ThreadPoolExecutor
+    g = fresh_gw(extra={"upstreams": {"demo": {"max_idle": 2}}})
+    tok = g.mtls_token()
+    tags = g.demo.tags(10)
+
+    def client(n):
+        ok = 0
+        with g.srv.connect(client="alice") as c:
+            for i in range(15):
+                tag = tags[(n + i) % len(tags)]
+                r = g.call(f"/customers/{tag}", token=tok, conn=c)
+                assert r.status == 200 and r.json()["service_tag"] == tag, r
+                ok += 1
+        return ok
+
+    with ThreadPoolExecutor(12) as ex:
+        assert sum(ex.map(client, range(12))) == 12 * 15
