@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from as_helpers import Key, b64u, check_token_response, dpop_proof, error_of, make_jws, new_jti
+from as_helpers import (Key, b64u, check_token_response, decode_jwt, dpop_proof, error_of,
+                        make_jws, new_jti)
 
 
 def test_dpop_ok(asrv, keys):
@@ -140,7 +141,7 @@ def test_dpop_reused_jti_refused(asrv, keys):
     r = asrv.token_jwt("dpop-client", key=keys.dpop_client, cert=None, dpop=proof)
     error_of(r, 400, "invalid_dpop_proof")
     # same jti, freshly signed proof by the same key: still a replay
-    jti = __import__("as_helpers").decode_jwt(proof)[1]["jti"]
+    jti = decode_jwt(proof)[1]["jti"]
     r = asrv.token_jwt("dpop-client", key=keys.dpop_client, cert=None,
                        dpop=asrv.proof(keys.dpop, jti=jti))
     error_of(r, 400, "invalid_dpop_proof")

@@ -1,12 +1,14 @@
 """private_key_jwt (RFC 7523 §2.2, OIDC Core §9, FAPI 2.0 §5.3.2.1-6/8) and
 the refusal of every other way to authenticate."""
 
+import base64
 import time
 
 import pytest
 
 import portcullis_helpers as H
-from as_helpers import JWT_BEARER, check_token_response, client_assertion, error_of, make_jws, new_jti
+from as_helpers import (JWT_BEARER, b64u_json, check_token_response, client_assertion,
+                        decode_jwt, error_of, make_jws, new_jti)
 
 CC = ("grant_type", "client_credentials")
 
@@ -93,7 +95,7 @@ REFUSALS = {
 }
 
 
-def _subst(v, a):
+def _subst(v):
     if isinstance(v, str) and v.startswith("NOW"):
         return now_() + int(v[3:] or 0)
     return v
@@ -109,7 +111,7 @@ def test_assertion_refused(asrv, keys, case):
         aud = asrv.token_url
     for part in ("claims", "header"):
         if part in spec:
-            spec[part] = {k: _subst(v, asrv) for k, v in spec[part].items()}
+            spec[part] = {k: _subst(v) for k, v in spec[part].items()}
     r = asrv.token_jwt("jwt-client", key=keys.es, cert="alice", aud=aud, **spec)
     error_of(r, 401, "invalid_client")
 
@@ -126,7 +128,7 @@ def test_reused_jti_refused(asrv, keys, alice_x5t):
                          client_id="jwt-client", scope="accounts", x5t=alice_x5t)
     error_of(asrv.post("/token", form, client="alice"), 401, "invalid_client")
     # same jti in a freshly signed assertion: still a replay
-    jti = __import__("as_helpers").decode_jwt(a)[1]["jti"]
+    jti = decode_jwt(a)[1]["jti"]
     r = asrv.token_jwt(claims={"jti": jti})
     error_of(r, 401, "invalid_client")
 
@@ -187,10 +189,9 @@ def test_rs256_refused(asrv, keys):
 def test_tampered_payload_refused(asrv, keys):
     a = client_assertion("jwt-client", keys.es, asrv.issuer)
     h, p, s = a.split(".")
-    import as_helpers as A
-    claims = A.decode_jwt(a)[1]
+    claims = decode_jwt(a)[1]
     claims["exp"] += 5
-    forged = h + "." + A.b64u_json(claims) + "." + s
+    forged = h + "." + b64u_json(claims) + "." + s
     error_of(asrv.post("/token", _form(forged), client="alice"), 401, "invalid_client")
 
 
@@ -231,7 +232,6 @@ def test_private_key_jwt_with_unverified_cert_unbound(asrv, keys):
 # ------------------------------------------------------------ other methods
 
 def test_client_secret_basic_refused(asrv):
-    import base64
     basic = base64.b64encode(b"jwt-client:secret").decode()
     r = asrv.post("/token", [CC], client="alice", headers=[("Authorization", f"Basic {basic}")])
     desc = error_of(r, 401, "invalid_client")
