@@ -124,6 +124,13 @@ typedef struct pc_gw_config {
     char *client_cert_header_name; /* default "Client-Cert" */
     char **trusted_proxies;      /* CIDRs, default 127.0.0.1/32 */
     size_t n_trusted_proxies;
+    /* gateway.remote_as: verify tokens of an AS in another process with
+     * its published keys (JWKS), instead of the in-process AS. */
+    bool remote;
+    char *remote_issuer;         /* tokens' iss must equal this */
+    pc_upstream_config remote_jwks; /* url (+ ca) of its jwks_uri; name "jwks" */
+    uint32_t remote_refresh_ms;  /* scheduled refetch, default 10m */
+    uint32_t remote_min_refetch_ms; /* unknown kid: at most one fetch per this, default 30s */
 } pc_gw_config;
 
 typedef enum pc_as_profile {

@@ -15,6 +15,7 @@
 #include "as/as.h"
 #include "core/log.h"
 #include "gw/internal.h"
+#include "gw/jwks.h"
 #include "gw/tokcache.h"
 #include "jose/jws.h"
 
@@ -222,8 +223,43 @@ static bool read_credentials(pc_request *r, const pc_gw_route *rt, const char *i
  * was verified before. A hit skips only the signature work: revocation is
  * asked of the AS on every request, so it takes effect at once
  * (FAPI 2.0 §5.3.4-3, FAPI-NOTES pain point 13). */
+/* A token of the remote AS (gateway.remote_as), checked as RFC 9068 §4
+ * says: the key named by kid in the AS's JWKS (an unknown kid asks for a
+ * refetch, rate limited), an allowed alg that fits the key, typ at+jwt,
+ * iss, exp. Revocation of a remote token is not visible here. */
+static pc_as_token_state remote_verify(const pc_gw *gw, pc_str token, int64_t now, json_t **claims)
+{
+    *claims = NULL;
+    pc_jws jws;
+    if (token.len > PC_JWS_MAX_LEN || !pc_ok(pc_jws_parse(token, &jws))) return PC_TOKEN_INVALID;
+    pc_gw_keyset *ks = pc_gw_jwks_acquire(gw->sh->jwks);
+    const pc_jwk *k = ks && jws.kid ? pc_jwks_find(&ks->set, jws.kid) : NULL;
+    pc_as_token_state st = PC_TOKEN_INVALID;
+    const json_t *iss = json_object_get(jws.payload, "iss");
+    const json_t *exp = json_object_get(jws.payload, "exp");
+    if (k == NULL && jws.kid != NULL) pc_gw_jwks_want_refresh(gw->sh->jwks);
+    if (k && (k->alg[0] == '\0' || strcmp(k->alg, pc_jws_alg_name(jws.alg)) == 0) &&
+        jws.typ && strcmp(jws.typ, "at+jwt") == 0 && pc_ok(pc_jws_verify(&jws, k->pkey, PC_ALGS_FAPI)) &&
+        json_is_string(iss) && strcmp(json_string_value(iss), pc_gw_jwks_issuer(gw->sh->jwks)) == 0 &&
+        json_is_integer(exp) && json_is_string(json_object_get(jws.payload, "jti"))) {
+        st = json_integer_value(exp) <= now ? PC_TOKEN_EXPIRED : PC_TOKEN_ACTIVE;
+        *claims = json_incref(jws.payload);
+    }
+    pc_gw_keyset_release(ks);
+    pc_jws_clear(&jws);
+    return st;
+}
+
 static pc_as_token_state lookup_token(const pc_gw *gw, pc_str token, int64_t now, json_t **claims)
 {
+    if (gw->as == NULL) {
+        if (pc_gw_tokcache_get(gw->generation, token, now, claims)) return PC_TOKEN_ACTIVE;
+        pc_as_token_state st = remote_verify(gw, token, now, claims);
+        const json_t *exp = json_object_get(*claims, "exp");
+        if (st == PC_TOKEN_ACTIVE && json_is_integer(exp))
+            pc_gw_tokcache_put(gw->generation, token, (int64_t)json_integer_value(exp), *claims);
+        return st;
+    }
     if (pc_gw_tokcache_get(gw->generation, token, now, claims)) {
         const json_t *jti = json_object_get(*claims, "jti");
         if (!json_is_string(jti)) return PC_TOKEN_INVALID;

@@ -6,6 +6,7 @@
  * upstream.c per-worker keep-alive pools of evhttp client connections
  * proxy.c    the route handler: checks, then the upstream exchange
  * tokcache.c per-worker verified-token cache
+ * jwks.c     a remote AS's keys (gateway.remote_as), fetched by a thread
  * hygiene.c, authz.c  pure parsing helpers (unit tested, fuzzed) */
 #ifndef PC_GW_INTERNAL_H
 #define PC_GW_INTERNAL_H
@@ -33,9 +34,12 @@
 
 /* Kept across reloads (net/module.h): a SIGHUP must not reopen a DPoP
  * replay window or change the nonce secret under clients' feet. */
+typedef struct pc_gw_jwks pc_gw_jwks;
+
 typedef struct pc_gw_shared {
     pc_replay *dpop_jti;      /* namespace: proof key thumbprint (jkt) */
     pc_dpop_noncer noncer;    /* gateway.dpop.nonce secret */
+    pc_gw_jwks *jwks;         /* gateway.remote_as keys, or NULL */
 } pc_gw_shared;
 
 typedef struct pc_gw_cidr {

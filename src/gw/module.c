@@ -4,6 +4,7 @@
 #include "as/as.h"
 #include "core/log.h"
 #include "gw/internal.h"
+#include "gw/jwks.h"
 
 #include <arpa/inet.h>
 #include <stdatomic.h>
@@ -19,6 +20,7 @@ static void gw_stop(void *p)
 {
     pc_gw_shared *sh = p;
     if (sh == NULL) return;
+    pc_gw_jwks_stop(sh->jwks);
     pc_replay_free(sh->dpop_jti);
     pc_wipe(&sh->noncer, sizeof sh->noncer);
     free(sh);
@@ -32,6 +34,9 @@ static pc_result gw_start(const pc_config *cfg, void **out)
      * invalidate every nonce in flight; restart to rotate it. */
     pc_result r = pc_replay_new(PC_REPLAY_DEFAULT_CAPACITY, &sh->dpop_jti);
     if (pc_ok(r)) r = pc_dpop_noncer_init(&sh->noncer, cfg->gw.dpop_nonce_secret_file);
+    /* The fetcher thread and its settings live as long as the server:
+     * changing gateway.remote_as needs a restart (a reload keeps it). */
+    if (pc_ok(r) && cfg->gw.remote) r = pc_gw_jwks_start(&cfg->gw, &sh->jwks);
     if (!pc_ok(r)) {
         gw_stop(sh);
         return r;
@@ -78,6 +83,10 @@ static pc_result build_state(const pc_config *cfg, pc_gw *gw, pc_route_sink *sin
     gw->cfg = cfg;
     gw->generation = atomic_fetch_add(&generations, 1) + 1;
     gw->as = pc_route_sink_module_state(sink, "as");
+    PC_ENSURE(!cfg->gw.remote || gw->sh->jwks != NULL, PC_ERR_USAGE,
+              "gateway.remote_as takes effect on a restart, not a reload");
+    /* A remote AS, when configured, is the one tokens come from. */
+    if (gw->sh->jwks != NULL) gw->as = NULL;
     for (size_t i = 0; i < cfg->gw.n_trusted_proxies && gw->n_proxies < PC_GW_MAX_PROXIES; i++)
         PC_GUARD(parse_cidr(cfg->gw.trusted_proxies[i], &gw->proxies[gw->n_proxies++]));
     gw->routes = calloc(cfg->n_gw_routes, sizeof *gw->routes);
@@ -92,10 +101,10 @@ static pc_result build_state(const pc_config *cfg, pc_gw *gw, pc_route_sink *sin
         /* Tokens come only from the in-process AS today; a route that asks
          * for auth without one could never admit anybody. Refuse the
          * config instead of failing every request (remote JWKS is later). */
-        if (rc->auth.enabled && gw->as == NULL)
+        if (rc->auth.enabled && gw->as == NULL && gw->sh->jwks == NULL)
             return pc_fail(PC_ERR_USAGE,
-                           "%s:%d: route %s %s has auth: but there is no as: section to verify "
-                           "tokens with",
+                           "%s:%d: route %s %s has auth: but there is no as: section or "
+                           "gateway.remote_as to verify tokens with",
                            cfg->path ? cfg->path : "config", rc->line, rc->method, rc->path);
         pc_result r = pc_route_sink_add(sink, rc->method, rc->path, pc_gw_handle, rt, "gateway");
         if (!pc_ok(r))
@@ -121,6 +130,7 @@ static pc_result gw_build(const pc_config *cfg, void *shared, pc_route_sink *sin
         pc_log_uint(&l, "upstreams", cfg->n_upstreams);
         pc_log_cstr(&l, "external_url", cfg->gw.external_url);
         pc_log_bool(&l, "in_process_as", gw->as != NULL);
+        if (gw->sh->jwks) pc_log_cstr(&l, "remote_issuer", cfg->gw.remote_issuer);
         pc_log_end(&l);
     }
     *out = gw;

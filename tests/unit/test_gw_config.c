@@ -248,6 +248,35 @@ static void test_gateway_errors(void **state)
     expect_err(MIN_SERVER "gateway:\n  other: 1\n", "t.yaml:7:");
 }
 
+static void test_remote_as(void **state)
+{
+    (void)state;
+    pc_config *cfg = parse_ok(MIN_SERVER
+                              "gateway:\n"
+                              "  remote_as:\n"
+                              "    issuer: https://as.example.com\n"
+                              "    jwks_url: https://as.example.com:8443/jwks\n"
+                              "    ca: ca.pem\n"
+                              "    min_refetch: 10s\n");
+    assert_true(cfg->gw.remote);
+    assert_string_equal(cfg->gw.remote_issuer, "https://as.example.com");
+    assert_string_equal(cfg->gw.remote_jwks.host, "as.example.com");
+    assert_int_equal(cfg->gw.remote_jwks.port, 8443);
+    assert_string_equal(cfg->gw.remote_jwks.base_path, "/jwks");
+    assert_string_equal(cfg->gw.remote_jwks.ca_file, "ca.pem");
+    assert_int_equal(cfg->gw.remote_refresh_ms, 600000);
+    assert_int_equal(cfg->gw.remote_min_refetch_ms, 10000);
+    pc_config_free(cfg);
+    expect_err(MIN_SERVER "gateway:\n  remote_as: {issuer: 'https://a'}\n",
+               "t.yaml:7:14: gateway.remote_as: missing required key \"jwks_url\"");
+    expect_err(MIN_SERVER "gateway:\n  remote_as: {issuer: 'https://a', jwks_url: 'https://a/jwks'}\n",
+               "t.yaml:7:14: gateway.remote_as: missing required key \"ca\"");
+    expect_err(MIN_SERVER "gateway:\n  remote_as: {issuer: 'http://a', jwks_url: 'http://127.0.0.1/j'}\n",
+               "t.yaml:7:23: gateway.remote_as.issuer: expected an https issuer URL");
+    expect_err(MIN_SERVER "gateway:\n  remote_as: {issuer: 'https://a', jwks_url: 'http://10.1.1.1/j'}\n",
+               "t.yaml:7:46: gateway.remote_as.jwks_url: expected an https URL");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -257,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_upstream_errors),
         cmocka_unit_test(test_route_errors),
         cmocka_unit_test(test_gateway_errors),
+        cmocka_unit_test(test_remote_as),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,133 @@
+"""A gateway in front of an AS in another process (gateway.remote_as): the
+AS's JWKS is fetched over verified https, refetched on an unknown kid at
+most once per min_refetch."""
+
+import json
+import time
+
+import pytest
+
+import portcullis_helpers as H
+from as_helpers import RESOURCE, b64u, b64u_json, decode_jwt, reload_and_wait, start_as
+from gw_helpers import Gateway, challenge, closed_port, gateway_clients, seen
+
+MIN_REFETCH = 2.0
+
+
+def start_remote_gateway(make_server, asrv, demo, **gw_extra):
+    srv = make_server(start=False, name="gateway")
+    remote = {"issuer": asrv.issuer, "jwks_url": asrv.issuer + "/jwks", "ca": str(asrv.pki.ca),
+              "min_refetch": f"{int(MIN_REFETCH * 1000)}ms"}
+    remote.update(gw_extra)
+    auth = {"scopes": ["accounts"], "audience": RESOURCE}
+    srv.config = H.deep_merge(srv.config, {
+        "upstreams": {"demo": {"url": f"http://127.0.0.1:{demo.port}"}},
+        "gateway": {"external_url": f"https://localhost:{srv.port}", "remote_as": remote},
+    })
+    srv.config["routes"] = srv.config["routes"] + [
+        {"method": "GET", "path": "/accounts/{id}", "upstream": "demo", "auth": auth},
+    ]
+    srv.start()
+    return srv
+
+
+def start_plain_as(make_server, keys):
+    srv = make_server(start=False, name="as")
+    return start_as(lambda start=False: srv, keys,
+                    clients=gateway_clients(srv.workdir, srv.pki, keys))
+
+
+@pytest.fixture
+def pair(make_server, keys, demo, pki):
+    a = start_plain_as(make_server, keys)
+    g = start_remote_gateway(make_server, a, demo)
+    return a, g
+
+
+def call(g, pki, path, token, cert="alice", scheme="Bearer", headers=()):
+    with H.tls_connect(g.port, pki, client=cert) as c:
+        return c.request("GET", path, headers=[("Authorization", f"{scheme} {token}"), *headers])
+
+
+def wait_ok(g, pki, token, timeout=5.0):
+    last = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        last = call(g, pki, "/accounts/a", token)
+        if last.status == 200:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"gateway never accepted the token: {last!r}\n{g.diagnostics()}")
+
+
+def jwks_fetches(asrv):
+    time.sleep(1.3)   # the access log is flushed once a second
+    return len([e for e in asrv.srv.events("access") if e.get("path") == "/jwks"])
+
+
+def test_remote_token_accepted_and_bound(pair, pki):
+    a, g = pair
+    tok = a.access_token(a.token_mtls())
+    r = wait_ok(g, pki, tok)
+    assert seen(r)["x-portcullis-client-id"] == ["mtls-client"]
+    assert call(g, pki, "/accounts/a", tok, cert="bob").status == 401
+    assert call(g, pki, "/accounts/a", tok, cert=None).status == 401
+    h, p, s = tok.split(".")
+    bad = h + "." + p + "." + ("A" if s[0] != "A" else "B") + s[1:]
+    assert call(g, pki, "/accounts/a", bad).status == 401
+
+
+def test_wrong_issuer_refused(make_server, keys, demo, pki):
+    a = start_plain_as(make_server, keys)
+    g = start_remote_gateway(make_server, a, demo, issuer="https://someone-else.example")
+    tok = a.access_token(a.token_mtls())
+    time.sleep(1.0)
+    r = call(g, pki, "/accounts/a", tok)
+    assert r.status == 401, r
+
+
+def test_unknown_kid_flood_bounded_fetches(pair, pki, keys):
+    a, g = pair
+    tok = a.access_token(a.token_mtls())
+    wait_ok(g, pki, tok)
+    before = jwks_fetches(a)
+    header, claims = decode_jwt(tok)
+    _, p, s = tok.split(".")
+    for i in range(60):
+        forged = b64u_json({**header, "kid": f"nope-{i}"}) + "." + p + "." + s
+        r = call(g, pki, "/accounts/a", forged)
+        assert r.status == 401, r
+    after = jwks_fetches(a)
+    print(f"jwks fetches before flood {before}, after {after}")
+    # one refetch per min_refetch interval at most (the flood lasts a few seconds)
+    assert after - before <= 3, (before, after)
+    assert call(g, pki, "/accounts/a", tok).status == 200
+
+
+def test_key_rotation_picked_up(pair, pki):
+    a, g = pair
+    tok = a.access_token(a.token_mtls())
+    wait_ok(g, pki, tok)
+    for _ in range(2):
+        H.portcullis("keys", "rotate", "-c", a.srv.config_path, check=True)
+    reload_and_wait(a.srv)
+    new = a.access_token(a.token_mtls())
+    assert decode_jwt(new)[0]["kid"] != decode_jwt(tok)[0]["kid"]
+    time.sleep(MIN_REFETCH)
+    # the first sight of the new kid triggers a refetch; soon it is accepted
+    wait_ok(g, pki, new, timeout=5.0)
+
+
+def test_remote_dpop(pair, pki):
+    a, g = pair
+    gw = Gateway.__new__(Gateway)   # a client of the gateway server (it has no as: section)
+    gw.srv, gw.keys, gw.pki, gw.sent_secrets = g, a.keys, g.pki, []
+    gw.base = f"https://localhost:{g.port}"
+    tok = a.access_token(a.token_dpop())
+    mt = a.access_token(a.token_mtls())
+    wait_ok(g, pki, mt)
+    r = gw.dpop_call("/accounts/x", tok)
+    assert r.status == 200, r
+    proof = gw.proof_for("/accounts/y", tok)
+    assert gw.dpop_call("/accounts/y", tok, proof=proof).status == 200
+    assert gw.dpop_call("/accounts/y", tok, proof=proof).status == 401
