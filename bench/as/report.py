@@ -81,14 +81,24 @@ def cmd_run_line(a):
              lg["p99_us"] / 1000, other_load(r) * 100, bad), file=sys.stderr)
 
 
-def parse_speed(path):
-    text = open(path).read()
-    m = re.search(r"256 bits ecdsa \(nistp256\)\s+[\d.]+s\s+[\d.]+s\s+([\d.]+)\s+([\d.]+)", text)
-    if not m:
-        sys.exit("report: no ecdsa nistp256 line in the openssl speed output:\n" + text)
-    sign_s, verify_s = float(m.group(1)), float(m.group(2))
-    return {"sign_per_s": sign_s, "verify_per_s": verify_s,
-            "sign_us": 1e6 / sign_s, "verify_us": 1e6 / verify_s}
+def parse_speed(paths):
+    """openssl speed outputs (comma-separated paths) -> medians and each."""
+    each = []
+    for path in paths.split(","):
+        text = open(path).read()
+        m = re.search(r"256 bits ecdsa \(nistp256\)\s+[\d.]+s\s+[\d.]+s\s+([\d.]+)\s+([\d.]+)", text)
+        if not m:
+            sys.exit("report: no ecdsa nistp256 line in %s:\n%s" % (path, text))
+        sign_s, verify_s = float(m.group(1)), float(m.group(2))
+        each.append({"file": os.path.basename(path), "sign_per_s": sign_s, "verify_per_s": verify_s,
+                     "sign_us": 1e6 / sign_s, "verify_us": 1e6 / verify_s})
+    return {
+        "sign_us": statistics.median(x["sign_us"] for x in each),
+        "verify_us": statistics.median(x["verify_us"] for x in each),
+        "sign_us_range": [min(x["sign_us"] for x in each), max(x["sign_us"] for x in each)],
+        "verify_us_range": [min(x["verify_us"] for x in each), max(x["verify_us"] for x in each)],
+        "measurements": each,
+    }
 
 
 def cmd_report(a):
@@ -183,8 +193,10 @@ def cmd_report(a):
                                             if op_main == "oidc-cluster" else "single process"))
     print("median of %s runs per cell; %s connections, %ss measured after %ss warm-up; %s"
           % (a.reps, a.conns, a.duration, a.warmup, "; ".join(who)))
-    print("crypto floor (openssl speed -seconds %s ecdsap256, one core): ES256 sign %.1f us, verify %.1f us"
-          % (a.floor_seconds, speed["sign_us"], speed["verify_us"]))
+    print("crypto floor (openssl speed -seconds %s ecdsap256, one core, median of %d measurements "
+          "taken before the runs and after each rep): ES256 sign %.1f us (%.1f-%.1f), verify %.1f us (%.1f-%.1f)"
+          % (a.floor_seconds, len(speed["measurements"]), speed["sign_us"], *speed["sign_us_range"],
+             speed["verify_us"], *speed["verify_us_range"]))
     print("  (a) 1 verify + 1 sign; (b) 1 sign: tls_client_auth has no JWS to verify (the certificate "
           "is checked once per connection); (c) 2 verifies + 1 sign")
     print("  CPU us/token = server user+system CPU of its process tree over the run / tokens issued; "
@@ -243,6 +255,11 @@ def cmd_report(a):
                   % (", ".join("%s %.2fx" % kv for kv in tr.items()), "MET" if tok_ok else "NOT MET"))
     else:
         print("portcullis not measured: oidc-provider figures only")
+    for k in ("sign_us", "verify_us"):
+        lo, hi = speed[k + "_range"]
+        if hi > lo * 1.2:
+            warnings.append("the %s measurements of the floor spread from %.1f to %.1f us: the machine's "
+                            "speed changed during the benchmark (other load)" % (k[:-3], lo, hi))
     loads = [other_load(r) for r in final]
     if loads:
         print("other load on the machine during the runs: median %.0f%%, max %.0f%% of all CPUs"
@@ -265,7 +282,8 @@ def cmd_report(a):
                      "portcullis_workers": int(a.pc_workers),
                      "dpop_case_presents_client_cert": a.dpop_cert == "1",
                      "servers": servers, "cases": cases},
-        "crypto_floor": dict(speed, source="openssl speed -seconds %s ecdsap256" % a.floor_seconds,
+        "crypto_floor": dict(speed, source="openssl speed -seconds %s ecdsap256, median of the "
+                             "measurements before the runs and after each rep" % a.floor_seconds,
                              per_case={c: CRYPTO[c] for c in cases}),
         "definitions": {
             "cpu_us_per_token": "server utime+stime of its process tree over the whole run (warm-up "

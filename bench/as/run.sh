@@ -300,9 +300,17 @@ done
 echo
 
 # ---- the crypto floor: openssl speed on this machine -----------------------------------------
-say "openssl speed -seconds $FLOOR_SECONDS ecdsap256"
-openssl speed -seconds "$FLOOR_SECONDS" ecdsap256 >"$T/logs/openssl-speed.txt" 2>&1 ||
-    { cat "$T/logs/openssl-speed.txt" >&2; die "openssl speed failed"; }
+# Measured before the runs and again after each rep, so that it sees the same
+# machine as the servers did (other load slows signatures too); the report
+# uses the medians and shows the spread.
+SPEED_FILES=()
+measure_floor() { # tag
+    local f=$T/logs/openssl-speed-$1.txt
+    say "openssl speed -seconds $FLOOR_SECONDS ecdsap256 ($1)"
+    openssl speed -seconds "$FLOOR_SECONDS" ecdsap256 >"$f" 2>&1 || { cat "$f" >&2; die "openssl speed failed"; }
+    SPEED_FILES+=("$f")
+}
+measure_floor before
 
 # ---- measuring ---------------------------------------------------------------------------------
 CLK_TCK=$(getconf CLK_TCK)
@@ -385,6 +393,7 @@ for rep in $(seq "$REPS"); do
         ((rep % 2)) || order=$(tr ' ' '\n' <<<"$SERVERS" | tac | tr '\n' ' ')
         for server in $order; do run_one "$server" "$kase" "$rep"; done
     done
+    measure_floor "after-rep-$rep"
 done
 
 # ---- report ---------------------------------------------------------------------------------------
@@ -393,7 +402,7 @@ OP_VERSION=""
 ((HAVE_OP)) && OP_VERSION=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' \
     "$OPDIR/node_modules/oidc-provider/package.json")
 NODE_VERSION=$( ((HAVE_OP)) && "$NODE" --version || true)
-"$PY" "$HERE/report.py" report --runs "$RUNS" --speed "$T/logs/openssl-speed.txt" --out "$OUT_JSON" \
+"$PY" "$HERE/report.py" report --runs "$RUNS" --speed "$(IFS=,; echo "${SPEED_FILES[*]}")" --out "$OUT_JSON" \
     --cases "$CASES" --servers "$SERVERS" --duration "$DURATION" --warmup "$WARMUP" --reps "$REPS" \
     --conns "$CONNS" --threads "$THREADS" --op-workers "$OP_WORKERS" --pc-workers "$PC_WORKERS" \
     --dpop-cert "$DPOP_CERT" --floor-seconds "$FLOOR_SECONDS" \
