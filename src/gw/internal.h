@@ -2,7 +2,9 @@
  *
  * module.c   shared state (DPoP jti replay cache, nonce secret) and the
  *            per-runtime state (routes, trusted proxies); registration
- * auth.c     token, binding (mTLS / DPoP) and scope checks; challenges
+ * auth.c     credentials, token and scope checks (the order of the steps)
+ * binding.c  mTLS and DPoP sender constraints; RFC 9440 from trusted proxies
+ * challenge.c refusals with WWW-Authenticate
  * upstream.c per-worker keep-alive pools of evhttp client connections
  * proxy.c    the route handler: checks, then the upstream exchange
  * tokcache.c per-worker verified-token cache
@@ -78,6 +80,39 @@ typedef struct pc_gw_identity {
     const char *client_id, *sub, *scope, *jti; /* borrowed from claims */
     char x5t[PC_X5T_S256_BUF];     /* thumbprint of the certificate, "" if none */
 } pc_gw_identity;
+
+/* The credentials of a request: scheme and token (points into the request). */
+typedef struct pc_gw_creds {
+    pc_gw_scheme scheme;
+    pc_str token;
+} pc_gw_creds;
+
+/* A string claim, or NULL. */
+const char *pc_gw_claim_str(const json_t *claims, const char *name);
+
+/* ---- challenge.c ------------------------------------------------------------ */
+
+typedef enum pc_gw_challenge { PC_GW_CH_BEARER, PC_GW_CH_DPOP, PC_GW_CH_BOTH } pc_gw_challenge;
+
+typedef struct pc_gw_refusal {
+    int status;
+    pc_gw_challenge ch;
+    const char *error;      /* NULL: no error attribute (no credentials sent) */
+    const char *desc;
+    const char *scope;      /* insufficient_scope: the scopes required */
+    bool nonce;             /* use_dpop_nonce: send a fresh DPoP-Nonce */
+} pc_gw_refusal;
+
+/* Answer the refusal; returns false so callers can `return pc_gw_refuse(..)`. */
+bool pc_gw_refuse(pc_request *r, const pc_gw_route *rt, const pc_gw_refusal *f, const char *iid,
+                  const char *jti);
+
+/* ---- binding.c -------------------------------------------------------------- */
+
+/* The token's cnf against this request (scheme, certificate, DPoP proof)
+ * and the route's binding; sets id->x5t. On refusal it has answered. */
+PC_MUST_USE bool pc_gw_check_binding(pc_request *r, const pc_gw_route *rt, const char *iid,
+                                     const pc_gw_creds *c, pc_gw_identity *id);
 
 /* Run the route's checks. On refusal it has answered (401/403/400, with
  * WWW-Authenticate and the interaction id) and returns false. */
