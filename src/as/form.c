@@ -82,7 +82,9 @@ pc_result pc_form_parse(const char *body, size_t len, pc_form *out)
         }
         f->value = (pc_str){w, (size_t)dv};
         w += dv + 1;
-        for (size_t k = 0; k < out->n; k++) {
+        /* RFC 8707 §2: resource may be repeated; nothing else may. */
+        bool repeatable = pc_str_eq(f->name, PC_STR("resource"));
+        for (size_t k = 0; k < out->n && !repeatable; k++) {
             if (pc_str_eq(out->fields[k].name, f->name)) {
                 pc_result r = pc_fail(PC_ERR_PROTO, "parameter '%.*s' given more than once",
                                       (int)f->name.len, f->name.ptr);
@@ -113,4 +115,12 @@ pc_str pc_form_get(const pc_form *f, const char *name)
     for (size_t i = 0; i < f->n; i++)
         if (pc_str_eq(f->fields[i].name, n)) return f->fields[i].value;
     return PC_STR_NULL;
+}
+
+size_t pc_form_count(const pc_form *f, const char *name)
+{
+    pc_str n = pc_str_c(name);
+    size_t c = 0;
+    for (size_t i = 0; i < f->n; i++) c += pc_str_eq(f->fields[i].name, n);
+    return c;
 }

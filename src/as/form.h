@@ -4,7 +4,8 @@
  *   - a malformed %-escape, a %00 or raw control byte, or a name without
  *     '=' is an error (we do not guess what a client meant);
  *   - a parameter given twice is an error (RFC 6749 §3.1, §3.2: "MUST NOT
- *     be included more than once");
+ *     be included more than once"), except `resource`, which RFC 8707 §2
+ *     allows several times (the token endpoint then decides);
  *   - at most PC_FORM_MAX_FIELDS fields.
  * Decoded names and values are NUL-terminated in a buffer the form owns. */
 #ifndef PC_AS_FORM_H
@@ -33,7 +34,10 @@ typedef struct pc_form {
 /* PC_ERR_PROTO with a message naming the problem on bad input. */
 PC_MUST_USE pc_result pc_form_parse(const char *body, size_t len, pc_form *out);
 void pc_form_free(pc_form *f);
-/* The value of a field, or a NULL pc_str if absent. */
+/* The value of a field (the first, for `resource`), or a NULL pc_str if
+ * absent. */
 pc_str pc_form_get(const pc_form *f, const char *name);
+/* How many times a field was given. */
+size_t pc_form_count(const pc_form *f, const char *name);
 
 #endif

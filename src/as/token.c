@@ -171,6 +171,12 @@ static void issue(pc_request *r, pc_as *as, const pc_as_authn *who, const pc_for
     }
     char scope[SCOPE_MAX + 1];
     if (!grant_scope(r, as, c, pc_form_get(form, "scope"), scope)) return;
+    if (pc_form_count(form, "resource") > 1) {
+        /* RFC 8707 §2: unable to issue one token for all the targets. */
+        pc_as_error(r, 400, "invalid_target",
+                    "this server issues one audience per token: send a single resource");
+        return;
+    }
     const char *aud = pick_audience(r, as, pc_form_get(form, "resource"));
     if (!aud) return;
     pc_dpop_proof proof;

@@ -1,5 +1,6 @@
 /* portcullis serve -c FILE and portcullis check -c FILE. */
 #include "as/as.h"
+#include "as/clients.h"
 #include "gw/gw.h"
 #include "cli/commands.h"
 #include "core/config.h"
@@ -122,6 +123,18 @@ int pc_cmd_check(int argc, char **argv)
         if (!pc_ok(r)) r = pc_fail(r.err, "%s:%d: %s", path, cfg->routes[i].line, pc_errmsg());
     }
     pc_router_free(router);
+    /* Client metadata too, as serve would refuse it (as/clients.c). */
+    for (size_t i = 0; pc_ok(r) && i < cfg->as.n_clients; i++) {
+        const pc_as_client_seed *seed = &cfg->as.clients[i];
+        json_error_t jerr;
+        json_t *md = json_loads(seed->metadata_json, 0, &jerr);
+        pc_client *c = NULL;
+        r = md ? pc_client_from_metadata(md, &c) : pc_fail(PC_ERR_USAGE, "%s", jerr.text);
+        if (!pc_ok(r))
+            r = pc_fail(r.err, "%s:%d: as.clients[%zu]: %s", path, seed->line, i, pc_errmsg());
+        pc_client_free(c);
+        json_decref(md);
+    }
     pc_config_free(cfg);
     if (!pc_ok(r)) {
         fprintf(stderr, "portcullis: %s\n", pc_errmsg());

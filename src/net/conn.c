@@ -79,6 +79,7 @@ static void conn_free(pc_conn *c)
     if (c->rx_ready) pc_http_rx_free(&c->rx);
     free(c->in);
     free(c->out);
+    free(c->req.hdrs);
     if (c->rt) pc_runtime_unref(c->rt);
     if (c->prev)
         c->prev->next = c->next;
@@ -229,9 +230,13 @@ static void request_begin(pc_conn *c)
     pc_worker *w = c->w;
     pc_request *r = &c->req;
     const char *reason = r->error_reason; /* a refusal decided at accept */
+    char *hdrs = r->hdrs;                 /* the header buffer is reused */
+    size_t hdrs_cap = r->hdrs_cap;
     memset(r, 0, sizeof *r);
     r->c = c;
     r->error_reason = reason;
+    r->hdrs = hdrs;
+    r->hdrs_cap = hdrs_cap;
     /* 12 hex digits of worker prefix, then 12 of the sequence number. */
     static const char hex[] = "0123456789abcdef";
     uint64_t seq = ++w->req_seq;
@@ -257,8 +262,20 @@ void pc_response_header(pc_request *r, const char *name, pc_str value)
         unsigned char ch = (unsigned char)value.ptr[i];
         ok = ch == '\t' || (ch >= 32 && ch != 127);
     }
-    if (!ok || r->hdrs_len + nlen + value.len + 4 > sizeof r->hdrs) {
-        /* Never let a value split the response: refuse the whole answer. */
+    size_t need = r->hdrs_len + nlen + value.len + 4;
+    if (ok && need > r->hdrs_cap && need <= PC_MAX_RESPONSE_HEADER_BYTES) {
+        size_t cap = r->hdrs_cap ? r->hdrs_cap : 512;
+        while (cap < need) cap *= 2;
+        if (cap > PC_MAX_RESPONSE_HEADER_BYTES) cap = PC_MAX_RESPONSE_HEADER_BYTES;
+        char *h = realloc(r->hdrs, cap);
+        if (h) {
+            r->hdrs = h;
+            r->hdrs_cap = cap;
+        }
+    }
+    if (!ok || need > r->hdrs_cap) {
+        /* Never let a value split the response, nor drop a header
+         * silently: refuse the whole answer. */
         r->hdrs_bad = true;
         return;
     }

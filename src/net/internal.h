@@ -101,8 +101,10 @@ struct pc_request {
     const pc_handler *handler;
     pc_route_match match;
     char id[32];
-    char hdrs[2048];   /* extra response headers from pc_response_header */
-    size_t hdrs_len;
+    char *hdrs;        /* extra response headers from pc_response_header; owned by
+                          the connection, kept between requests, grown up to
+                          PC_MAX_RESPONSE_HEADER_BYTES */
+    size_t hdrs_len, hdrs_cap;
     bool hdrs_bad;     /* an unsafe header was refused: answer 500 */
     int status;
     size_t resp_body_bytes;

@@ -45,6 +45,10 @@ static void test_decoding(void **state)
     ok("a=1&&b=2&", &f);
     assert_int_equal(f.n, 2);
     pc_form_free(&f);
+    ok("resource=https%3A%2F%2Fa&resource=https%3A%2F%2Fb", &f); /* RFC 8707 §2 */
+    assert_int_equal(pc_form_count(&f, "resource"), 2);
+    assert_string_equal(pc_form_get(&f, "resource").ptr, "https://a");
+    pc_form_free(&f);
     ok("a=%C3%A9", &f); /* UTF-8 passes through as bytes */
     assert_int_equal(pc_form_get(&f, "a").len, 2);
     pc_form_free(&f);
