@@ -6,7 +6,8 @@
  * binding.c  mTLS and DPoP sender constraints; RFC 9440 from trusted proxies
  * challenge.c refusals with WWW-Authenticate
  * upstream.c per-worker keep-alive pools of evhttp client connections
- * proxy.c    the route handler: checks, then the upstream exchange
+ * proxy.c    the route handler: checks, upstream request headers
+ * exchange.c the asynchronous upstream exchange (timeouts, retry, abort)
  * tokcache.c per-worker verified-token cache
  * jwks.c     a remote AS's keys (gateway.remote_as), fetched by a thread
  * hygiene.c, authz.c  pure parsing helpers (unit tested, fuzzed) */
@@ -142,10 +143,29 @@ struct evhttp_connection *pc_gw_upconn_evcon(pc_gw_upconn *uc);
  * at its next use). */
 void pc_gw_upconn_done(pc_gw_upconn *uc, bool ok);
 
+/* Has this connection completed an exchange before (a reused keep-alive
+ * connection, which the upstream may have closed meanwhile)? */
+bool pc_gw_upconn_reused(const pc_gw_upconn *uc);
+
 /* ---- proxy.c ---------------------------------------------------------------- */
 
+struct evkeyvalq;
 /* The handler of every upstream: route; data is its pc_gw_route. */
 void pc_gw_handle(pc_request *r, void *data);
+/* The request headers for the upstream (hygiene applied, forwarding and
+ * identity headers added). */
+void pc_gw_build_upstream_headers(pc_request *r, const pc_gw_route *rt, const pc_gw_identity *id,
+                                  const char *iid, struct evkeyvalq *out);
+
+/* ---- exchange.c ------------------------------------------------------------- */
+
+/* Send r to the route's upstream and answer r with its response, now or
+ * later (on this worker's loop). id's claims are referenced, not taken. */
+void pc_gw_exchange_start(pc_request *r, const pc_gw_route *rt, const pc_gw_identity *id,
+                          const char *iid);
+/* A gateway problem+json answer with the interaction id, logged. */
+void pc_gw_respond_problem(pc_request *r, const char *iid, int status, const char *reason,
+                           const char *detail);
 
 /* Unix seconds. */
 int64_t pc_gw_now(void);

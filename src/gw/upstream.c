@@ -220,6 +220,8 @@ pc_gw_upconn *pc_gw_upconn_get(struct event_base *base, const pc_upstream_config
     return best;
 }
 
+bool pc_gw_upconn_reused(const pc_gw_upconn *uc) { return uc->proven; }
+
 struct evhttp_connection *pc_gw_upconn_evcon(pc_gw_upconn *uc)
 {
     uc->inflight++;
