@@ -4,7 +4,6 @@ reloads, and start-up refusals of a broken `as:` setup."""
 import os
 import threading
 
-import pytest
 
 import portcullis_helpers as H
 from as_helpers import JWT_BEARER, client_assertion, decode_jwt, dpop_proof, error_of
@@ -131,9 +130,6 @@ def test_serve_refuses_client_secret_client(fresh_as):
     assert "as.clients[" in p.stderr and "client_secret_post" in p.stderr, p.stderr
 
 
-@pytest.mark.xfail(reason="server bug [as-tests] #5: `portcullis check` does not validate client "
-                          "metadata, so it says ok for a config that serve (and a reload) "
-                          "refuses", strict=True)
 def test_check_refuses_client_secret_client(fresh_as):
     a = fresh_as()
     a.srv.stop()

@@ -242,9 +242,6 @@ def test_parameter_names_are_case_sensitive(asrv):
     error_of(r, 400, "invalid_request")
 
 
-@pytest.mark.xfail(reason="server bug [as-tests] #4: several resource parameters (allowed by "
-                          "RFC 8707 §2) are refused as a duplicate parameter with "
-                          "invalid_request instead of invalid_target", strict=True)
 def test_multiple_resources(asrv):
     """RFC 8707 §2 allows several resource parameters; a server that issues
     one audience per token answers invalid_target (or issues a token for
