@@ -2,15 +2,18 @@
  * Authorization header (scheme, token68), access_token parameters in a
  * query or form, scope coverage, header-hygiene predicates, and a DPoP
  * proof header as the gateway hands it to pc_dpop_verify (method, htu,
- * ath for a fixed token). Invariants are asserted on every input.
+ * ath for a fixed token), the RFC 9440 Client-Cert header and trusted
+ * proxy ranges. Invariants are asserted on every input.
  *
  * The first byte picks the target, the rest is the input. */
 #include "gw/authz.h"
 #include "gw/hygiene.h"
+#include "gw/peer.h"
 #include "jose/dpop.h"
 #include "jose/jws.h"
 
 #include <stdint.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,14 +77,29 @@ static void dpop(pc_str v)
     }
 }
 
+static void peer(pc_str v)
+{
+    char x5t[PC_X5T_S256_BUF];
+    if (pc_gw_client_cert_x5t(v, x5t) && strlen(x5t) != PC_X5T_S256_LEN) abort();
+    char buf[80];
+    size_t n = v.len < sizeof buf - 1 ? v.len : sizeof buf - 1;
+    memcpy(buf, v.ptr, n);
+    buf[n] = '\0';
+    pc_gw_cidr c;
+    if (pc_ok(pc_gw_cidr_parse(buf, &c))) {
+        if (c.family == AF_INET ? c.bits > 32 : c.bits > 128) abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0) return 0;
     pc_str v = {(const char *)data + 1, size - 1};
-    switch (data[0] % 3) {
+    switch (data[0] % 4) {
     case 0: authorization(v); break;
     case 1: params_and_scope(v); break;
-    default: dpop(v); break;
+    case 2: dpop(v); break;
+    default: peer(v); break;
     }
     return 0;
 }

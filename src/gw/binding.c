@@ -6,71 +6,15 @@
 #include "gw/internal.h"
 #include "jose/jws.h"
 
-#include <arpa/inet.h>
-#include <openssl/evp.h>
-#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Longest RFC 9440 Client-Cert value we decode: a certificate is 1-2 KiB. */
-#define PC_GW_MAX_CERT_HEADER 16384u
 
 /* ---- the client certificate ---------------------------------------------------- */
 
 bool pc_gw_trusted_peer(const pc_gw *gw, const struct sockaddr *sa)
 {
-    uint8_t addr[16];
-    int family = sa->sa_family;
-    if (family == AF_INET) {
-        memcpy(addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-    } else if (family == AF_INET6) {
-        const uint8_t *a6 = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
-        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        if (memcmp(a6, mapped, 12) == 0) {
-            family = AF_INET;
-            memcpy(addr, a6 + 12, 4);
-        } else {
-            memcpy(addr, a6, 16);
-        }
-    } else {
-        return false;
-    }
-    for (size_t i = 0; i < gw->n_proxies; i++) {
-        const pc_gw_cidr *c = &gw->proxies[i];
-        if (c->family != family) continue;
-        unsigned full = c->bits / 8, rest = c->bits % 8;
-        if (memcmp(addr, c->addr, full) != 0) continue;
-        if (rest == 0) return true;
-        uint8_t mask = (uint8_t)(0xff << (8 - rest));
-        if ((addr[full] & mask) == (c->addr[full] & mask)) return true;
-    }
-    return false;
-}
-
-/* RFC 9440 §2.1: Client-Cert is an sf-binary, ":" base64(DER) ":". */
-static bool header_x5t(pc_str v, char out[PC_X5T_S256_BUF])
-{
-    if (v.len < 3 || v.len > PC_GW_MAX_CERT_HEADER || v.ptr[0] != ':' || v.ptr[v.len - 1] != ':')
-        return false;
-    size_t b64 = v.len - 2;
-    if (b64 % 4 != 0) return false;
-    unsigned char *der = malloc(b64);
-    if (der == NULL) return false;
-    int n = EVP_DecodeBlock(der, (const unsigned char *)v.ptr + 1, (int)b64);
-    bool ok = false;
-    if (n > 0) {
-        /* EVP_DecodeBlock counts the padding as zero bytes. */
-        size_t len = (size_t)n;
-        if (v.ptr[v.len - 2] == '=') len--;
-        if (v.ptr[v.len - 3] == '=') len--;
-        const unsigned char *p = der;
-        X509 *cert = d2i_X509(NULL, &p, (long)len);
-        ok = cert != NULL && p == der + len && pc_ok(pc_x5t_s256(cert, out));
-        X509_free(cert);
-    }
-    free(der);
-    return ok;
+    return pc_gw_cidr_match(gw->proxies, gw->n_proxies, sa);
 }
 
 bool pc_gw_client_x5t(pc_request *r, const pc_gw *gw, char out[PC_X5T_S256_BUF])
@@ -82,7 +26,7 @@ bool pc_gw_client_x5t(pc_request *r, const pc_gw *gw, char out[PC_X5T_S256_BUF])
         /* Behind a TLS-terminating proxy the certificate is the header's;
          * the proxy's own certificate on this connection says nothing
          * about the client (RFC 9440 §3). */
-        if (v.ptr != NULL) return header_x5t(v, out);
+        if (v.ptr != NULL) return pc_gw_client_cert_x5t(v, out);
         return true;
     }
     const pc_tls_peer *p = pc_request_peer(r);

@@ -10,7 +10,7 @@
  * exchange.c the asynchronous upstream exchange (timeouts, retry, abort)
  * tokcache.c per-worker verified-token cache
  * jwks.c     a remote AS's keys (gateway.remote_as), fetched by a thread
- * hygiene.c, authz.c  pure parsing helpers (unit tested, fuzzed) */
+ * hygiene.c, authz.c, peer.c  pure parsing helpers (unit tested, fuzzed) */
 #ifndef PC_GW_INTERNAL_H
 #define PC_GW_INTERNAL_H
 
@@ -19,6 +19,7 @@
 #include "gw/authz.h"
 #include "gw/gw.h"
 #include "gw/hygiene.h"
+#include "gw/peer.h"
 #include "jose/dpop.h"
 #include "jose/thumbprint.h"
 #include "net/server.h"
@@ -44,12 +45,6 @@ typedef struct pc_gw_shared {
     pc_dpop_noncer noncer;    /* gateway.dpop.nonce secret */
     pc_gw_jwks *jwks;         /* gateway.remote_as keys, or NULL */
 } pc_gw_shared;
-
-typedef struct pc_gw_cidr {
-    int family;               /* AF_INET or AF_INET6 */
-    uint8_t addr[16];
-    unsigned bits;
-} pc_gw_cidr;
 
 typedef struct pc_gw pc_gw;
 

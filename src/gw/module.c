@@ -53,28 +53,6 @@ static void gw_free(void *p)
     free(gw);
 }
 
-static pc_result parse_cidr(const char *s, pc_gw_cidr *c)
-{
-    char addr[64];
-    const char *slash = strchr(s, '/');
-    size_t alen = slash ? (size_t)(slash - s) : strlen(s);
-    PC_ENSURE(alen < sizeof addr, PC_ERR_USAGE, "gateway.client_cert_header.trusted_proxies: %s", s);
-    memcpy(addr, s, alen);
-    addr[alen] = '\0';
-    memset(c, 0, sizeof *c);
-    if (inet_pton(AF_INET, addr, c->addr) == 1) {
-        c->family = AF_INET;
-        c->bits = 32;
-    } else if (inet_pton(AF_INET6, addr, c->addr) == 1) {
-        c->family = AF_INET6;
-        c->bits = 128;
-    } else {
-        return pc_fail(PC_ERR_USAGE, "gateway.client_cert_header.trusted_proxies: %s", s);
-    }
-    if (slash) c->bits = (unsigned)strtoul(slash + 1, NULL, 10); /* validated by config */
-    return PC_OK;
-}
-
 /* Runtime generations start at 1; 0 means "no entry" in the token cache. */
 static _Atomic uint64_t generations;
 
@@ -88,7 +66,7 @@ static pc_result build_state(const pc_config *cfg, pc_gw *gw, pc_route_sink *sin
     /* A remote AS, when configured, is the one tokens come from. */
     if (gw->sh->jwks != NULL) gw->as = NULL;
     for (size_t i = 0; i < cfg->gw.n_trusted_proxies && gw->n_proxies < PC_GW_MAX_PROXIES; i++)
-        PC_GUARD(parse_cidr(cfg->gw.trusted_proxies[i], &gw->proxies[gw->n_proxies++]));
+        PC_GUARD(pc_gw_cidr_parse(cfg->gw.trusted_proxies[i], &gw->proxies[gw->n_proxies++]));
     gw->routes = calloc(cfg->n_gw_routes, sizeof *gw->routes);
     PC_ENSURE(gw->routes != NULL, PC_ERR_INTERNAL, "out of memory");
     for (size_t i = 0; i < cfg->n_gw_routes; i++) {
