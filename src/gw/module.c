@@ -7,10 +7,16 @@
 #include "gw/jwks.h"
 
 #include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* "upstreams." + a name of at most 64 + ".ca" */
+#define PC_GW_MAX_KEY_NAME 96
 
 int64_t pc_gw_now(void) { return (int64_t)time(NULL); }
 
@@ -53,6 +59,21 @@ static void gw_free(void *p)
     free(gw);
 }
 
+/* An https upstream's CA file must load now, so a typo fails the start
+ * or the reload with its location instead of every request with a 502. */
+static pc_result check_ca(const pc_config *cfg, const pc_upstream_config *u, const char *key)
+{
+    if (!u->https) return PC_OK;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    PC_ENSURE(ctx != NULL, PC_ERR_INTERNAL, "out of memory");
+    int ok = SSL_CTX_load_verify_locations(ctx, u->ca_file, NULL);
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    PC_ENSURE(ok == 1, PC_ERR_USAGE, "%s:%d: %s: cannot load CA certificates from %s",
+              cfg->path ? cfg->path : "config", u->line, key, u->ca_file);
+    return PC_OK;
+}
+
 /* Runtime generations start at 1; 0 means "no entry" in the token cache. */
 static _Atomic uint64_t generations;
 
@@ -67,6 +88,12 @@ static pc_result build_state(const pc_config *cfg, pc_gw *gw, pc_route_sink *sin
     if (gw->sh->jwks != NULL) gw->as = NULL;
     for (size_t i = 0; i < cfg->gw.n_trusted_proxies && gw->n_proxies < PC_GW_MAX_PROXIES; i++)
         PC_GUARD(pc_gw_cidr_parse(cfg->gw.trusted_proxies[i], &gw->proxies[gw->n_proxies++]));
+    for (size_t i = 0; i < cfg->n_upstreams; i++) {
+        char key[PC_GW_MAX_KEY_NAME];
+        snprintf(key, sizeof key, "upstreams.%s.ca", cfg->upstreams[i].name);
+        PC_GUARD(check_ca(cfg, &cfg->upstreams[i], key));
+    }
+    if (cfg->gw.remote) PC_GUARD(check_ca(cfg, &cfg->gw.remote_jwks, "gateway.remote_as.ca"));
     gw->routes = calloc(cfg->n_gw_routes, sizeof *gw->routes);
     PC_ENSURE(gw->routes != NULL, PC_ERR_INTERNAL, "out of memory");
     for (size_t i = 0; i < cfg->n_gw_routes; i++) {

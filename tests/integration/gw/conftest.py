@@ -31,6 +31,8 @@ def keys(tmp_path_factory):
     k.dpop_client = Key("ES256", kid="dpc-1")
     k.dpop = Key("ES256", kid="dpop")
     k.dpop2 = Key("ES256", kid="dpop2")
+    k.dpop_ps = Key("PS256", kid="dpop-ps")
+    k.dpop_ed = Key("EdDSA", kid="dpop-ed")
     k.selfie = None
     return k
 

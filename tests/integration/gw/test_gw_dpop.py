@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 import portcullis_helpers as H
 from as_helpers import new_jti
 from gw_helpers import challenge, seen
@@ -172,3 +174,14 @@ def test_concurrent_replay_exactly_one_wins(gw):
         for c in conns:
             c.close()
     assert statuses == [200] + [401] * (len(conns) - 1), statuses
+
+
+@pytest.mark.parametrize("alg", ["PS256", "EdDSA"])
+def test_dpop_other_algs(gw, keys, alg):
+    k = keys.dpop_ps if alg == "PS256" else keys.dpop_ed
+    tok = gw.dpop_token(dpop_key=k)
+    assert gw.dpop_call(PATH, tok, key=k).status == 200
+    # an RS256 proof by the same RSA key is refused (FAPI 2.0 §5.4)
+    if alg == "PS256":
+        p = gw.proof_for(PATH, tok, key=k, header={"alg": "RS256"})
+        dpop_err(gw.dpop_call(PATH, tok, proof=p))

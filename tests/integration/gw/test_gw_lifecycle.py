@@ -152,3 +152,19 @@ def test_concurrent_clients_share_small_pool(fresh_gw):
 
     with ThreadPoolExecutor(12) as ex:
         assert sum(ex.map(client, range(12))) == 12 * 15
+
+
+def test_bad_upstream_ca_fails_start_with_location(make_server, keys, demo, slow, tmp_path):
+    from gw_helpers import start_gateway
+    srv = make_server(start=False)
+    srv.config = H.deep_merge(srv.config, {"upstreams": {"tls": {
+        "url": "https://localhost:1", "ca": str(tmp_path / "missing-ca.pem")}}})
+    srv.config["routes"] = srv.config["routes"] + [
+        {"method": "GET", "path": "/tls", "upstream": "tls"}]
+    srv.start(wait=False)
+    rc = srv.wait()
+    srv.exit_checked = True
+    assert rc == 1, srv.diagnostics()
+    err = srv.stderr_text()
+    assert "upstreams.tls.ca: cannot load CA certificates from" in err, err
+    assert f"{srv.config_path}:" in err, err
