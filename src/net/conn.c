@@ -283,7 +283,7 @@ void pc_response_header(pc_request *r, const char *name, pc_str value)
     r->hdrs_len += nlen;
     memcpy(r->hdrs + r->hdrs_len, ": ", 2);
     r->hdrs_len += 2;
-    memcpy(r->hdrs + r->hdrs_len, value.ptr, value.len);
+    if (value.len) memcpy(r->hdrs + r->hdrs_len, value.ptr, value.len);
     r->hdrs_len += value.len;
     memcpy(r->hdrs + r->hdrs_len, "\r\n", 2);
     r->hdrs_len += 2;

@@ -35,6 +35,7 @@ static bool ensure_out(pc_conn *c, size_t need)
  * formatting was the largest user-space cost per keep-alive request. */
 static char *put(char *o, const char *s, size_t n)
 {
+    if (n == 0) return o; /* s may be NULL then (no extra headers yet) */
     memcpy(o, s, n);
     return o + n;
 }
