@@ -1,6 +1,8 @@
 /* One exchange with an upstream, asynchronously, on this worker's pool:
  *
  *   start -> evhttp request on a pooled connection, route timer armed
+ *            (and, on a connection not yet known good, a connect timer:
+ *            not connected by then -> 502, the upstream is unreachable)
  *   done  -> copy status, filtered headers and body -> pc_respond
  *   error -> 502 (refused, reset, malformed, too large) / 504 (timeout);
  *            but a reused keep-alive connection the upstream had already
@@ -35,6 +37,7 @@ typedef struct exchange {
     pc_gw_upconn *uc;              /* NULL when nothing is in flight */
     struct evhttp_request *ureq;   /* owned by evhttp while in flight */
     struct event *timer;           /* the route timeout, or a pending retry */
+    struct event *connect_timer;   /* connect_timeout on a connection not yet proven */
     int64_t deadline_ms;           /* monotonic */
     enum evhttp_request_error error;
     bool have_error;
@@ -56,6 +59,7 @@ static int64_t mono_ms(void)
 static void exchange_free(exchange *x)
 {
     if (x->timer) event_free(x->timer);
+    if (x->connect_timer) event_free(x->connect_timer);
     json_decref(x->id.claims);
     free(x);
 }
@@ -165,6 +169,7 @@ static void on_done(struct evhttp_request *u, void *arg)
     pc_gw_upconn_done(x->uc, ok);
     x->uc = NULL;
     x->ureq = NULL; /* evhttp frees it after this callback */
+    evtimer_del(x->connect_timer);
     if (ok) {
         evtimer_del(x->timer);
         succeed(x, u, code);
@@ -228,7 +233,28 @@ static bool dispatch(exchange *x)
         x->ureq = NULL;
         return false;
     }
+    if (x->ureq == u && !x->reused) {
+        uint32_t ms = x->rt->up->connect_timeout_ms;
+        struct timeval tv = {.tv_sec = (time_t)(ms / 1000u), .tv_usec = (suseconds_t)(ms % 1000u) * 1000};
+        evtimer_add(x->connect_timer, &tv);
+    }
     return true;
+}
+
+static void on_connect_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    exchange *x = arg;
+    if (x->ureq == NULL || pc_gw_upconn_connected(x->uc)) return;
+    /* Still connecting after connect_timeout: the upstream is down or
+     * black-holed. Not inside an evhttp callback: cancelling is allowed. */
+    evhttp_cancel_request(x->ureq);
+    pc_gw_upconn_done(x->uc, false);
+    x->uc = NULL;
+    x->ureq = NULL;
+    evtimer_del(x->timer);
+    fail(x, 502, "upstream_connect_timeout", "the upstream could not be reached in time");
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -258,6 +284,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     if (x->uc) pc_gw_upconn_done(x->uc, false);
     x->uc = NULL;
     x->ureq = NULL;
+    evtimer_del(x->connect_timer);
     fail(x, 504, "upstream_timeout", "the upstream did not answer in time");
 }
 
@@ -317,7 +344,8 @@ void pc_gw_exchange_start(pc_request *r, const pc_gw_route *rt, const pc_gw_iden
     snprintf(x->iid, sizeof x->iid, "%s", iid);
     x->deadline_ms = mono_ms() + rt->timeout_ms;
     x->timer = evtimer_new(pc_request_base(r), on_timer, x);
-    if (x->timer == NULL || !dispatch(x)) {
+    x->connect_timer = evtimer_new(pc_request_base(r), on_connect_timer, x);
+    if (x->timer == NULL || x->connect_timer == NULL || !dispatch(x)) {
         exchange_free(x);
         pc_gw_respond_problem(r, iid, 502, "upstream_unreachable", "no connection to the upstream");
         return;

@@ -138,6 +138,8 @@ struct evhttp_connection *pc_gw_upconn_evcon(pc_gw_upconn *uc);
  * at its next use). */
 void pc_gw_upconn_done(pc_gw_upconn *uc, bool ok);
 
+/* Is the connection's socket connected (its TCP handshake done)? */
+bool pc_gw_upconn_connected(pc_gw_upconn *uc);
 /* Has this connection completed an exchange before (a reused keep-alive
  * connection, which the upstream may have closed meanwhile)? */
 bool pc_gw_upconn_reused(const pc_gw_upconn *uc);

@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "gw/internal.h"
 
+#include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -25,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* Upstream response bodies we buffer are bounded by the body limit; the
  * head by this (evhttp refuses longer heads). */
@@ -46,7 +48,7 @@ typedef struct pc_gw_pool {
     bool https;
     SSL_CTX *ssl_ctx;           /* owned; https only */
     struct event_base *base;    /* the worker's */
-    struct timeval connect_tv, io_tv;
+    struct timeval io_tv;
     uint32_t max_body;
     size_t n, cap;
     pc_gw_upconn *conns;        /* cap slots, n in use */
@@ -135,7 +137,6 @@ static pc_gw_pool *pool_find(struct event_base *base, const pc_upstream_config *
     p->port = up->port;
     p->https = up->https;
     p->base = base;
-    p->connect_tv = tv_ms(up->connect_timeout_ms);
     p->io_tv = tv_ms(up->timeout_ms);
     p->cap = up->max_idle;
     p->conns = calloc(p->cap, sizeof *p->conns);
@@ -184,11 +185,10 @@ static bool open_conn(pc_gw_pool *p, pc_gw_upconn *uc)
         uc->dead = true;
         return false;
     }
-    /* Until a connection has answered once, its inactivity timeout is the
-     * connect timeout, so a dead or black-holed upstream fails fast; after
-     * that, the upstream's timeout. The request's own timer bounds the
-     * whole exchange either way. */
-    evhttp_connection_set_timeout_tv(uc->evcon, &p->connect_tv);
+    /* The inactivity timeout is the upstream's; connecting is bounded by
+     * the exchange's connect timer (exchange.c), the whole exchange by its
+     * route timer. */
+    evhttp_connection_set_timeout_tv(uc->evcon, &p->io_tv);
     evhttp_connection_set_retries(uc->evcon, 0);
     evhttp_connection_set_max_headers_size(uc->evcon, PC_GW_UPSTREAM_MAX_HEADERS);
     return true;
@@ -235,8 +235,15 @@ void pc_gw_upconn_done(pc_gw_upconn *uc, bool ok)
         uc->dead = true;
         return;
     }
-    if (!uc->proven) {
-        uc->proven = true;
-        evhttp_connection_set_timeout_tv(uc->evcon, &uc->pool->io_tv);
-    }
+    uc->proven = true;
+}
+
+bool pc_gw_upconn_connected(pc_gw_upconn *uc)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(uc->evcon);
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    /* A socket still connecting has no peer yet (ENOTCONN). */
+    return fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
 }

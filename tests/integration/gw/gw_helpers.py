@@ -85,15 +85,15 @@ class Gateway(AS):
         return self.access_token(self.token_dpop(dpop_key=dpop_key))
 
     def call(self, path, *, token=None, scheme="Bearer", cert=None, headers=(), method="GET",
-             body=None, conn=None):
+             body=None, conn=None, timeout=5.0):
         hdrs = []
         if token is not None:
             hdrs.append(("Authorization", f"{scheme} {token}"))
         hdrs += list(headers.items()) if isinstance(headers, dict) else list(headers)
         if conn is not None:
-            return conn.request(method, path, headers=hdrs, body=body)
+            return conn.request(method, path, headers=hdrs, body=body, timeout=timeout)
         with H.tls_connect(self.port, self.pki, client=cert, host=self.srv.host) as c:
-            return c.request(method, path, headers=hdrs, body=body)
+            return c.request(method, path, headers=hdrs, body=body, timeout=timeout)
 
     def proof_for(self, path, token, key=None, method="GET", **kw):
         claims = dict(kw.pop("claims", None) or {})

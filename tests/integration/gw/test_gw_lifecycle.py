@@ -168,3 +168,14 @@ def test_bad_upstream_ca_fails_start_with_location(make_server, keys, demo, slow
     err = srv.stderr_text()
     assert "upstreams.tls.ca: cannot load CA certificates from" in err, err
     assert f"{srv.config_path}:" in err, err
+
+
+def test_slow_first_answer_within_route_timeout(fresh_gw):
+    """A fresh upstream connection answering after 5 s (beyond the 2 s
+    connect_timeout, within the route's 20 s) is a success: the connect
+    timeout bounds connecting, not the answer."""
+    g = fresh_gw()
+    t0 = time.monotonic()
+    r = g.call("/slow-long", timeout=15)
+    assert r.status == 200, r
+    assert 4.5 < time.monotonic() - t0 < 10

@@ -115,3 +115,46 @@ def test_upstream_headers_passed(faulty):
     g, _ = faulty
     r = g.call("/split")
     assert r.status == 200 and r.body == b"ok" and r.header("x-evil") == "a", r
+
+
+def test_connect_timeout_on_black_hole(make_server, keys, demo, slow):
+    """An upstream whose accept queue is full drops our SYNs: the connect
+    never completes. connect_timeout (500 ms) answers 502 long before the
+    route's 5 s timeout."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(0)
+    port = hole.getsockname()[1]
+    fillers = []
+    for _ in range(4):   # fill the accept queue (never accepted)
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(s)
+    time.sleep(0.2)
+    probe = socket.socket()
+    probe.settimeout(0.5)
+    try:
+        probe.connect(("127.0.0.1", port))
+        pytest.skip("this kernel completes connections beyond the accept queue")
+    except (socket.timeout, OSError):
+        pass
+    finally:
+        probe.close()
+    try:
+        routes = [{"method": "GET", "path": "/hole", "upstream": "hole", "timeout": "5s"}]
+        extra = {"upstreams": {"hole": {"url": f"http://127.0.0.1:{port}",
+                                        "connect_timeout": "500ms"}}}
+        g = start_gateway(make_server, keys, demo, slow, routes=routes, extra=extra)
+        t0 = time.monotonic()
+        r = g.call("/hole", timeout=10)
+        took = time.monotonic() - t0
+        assert r.status == 502, r
+        assert 0.4 < took < 2.5, took
+    finally:
+        for s in fillers:
+            s.close()
+        hole.close()
