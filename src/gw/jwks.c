@@ -41,6 +41,17 @@ static int64_t mono_ms(void)
 
 const char *pc_gw_jwks_issuer(const pc_gw_jwks *j) { return j->issuer; }
 
+static bool same_str(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+bool pc_gw_jwks_same(const pc_gw_jwks *j, const pc_gw_config *g)
+{
+    return same_str(j->issuer, g->remote_issuer) && same_str(j->up.url, g->remote_jwks.url) &&
+           same_str(j->up.ca_file, g->remote_jwks.ca_file);
+}
+
 void pc_gw_keyset_release(pc_gw_keyset *ks)
 {
     if (ks == NULL || atomic_fetch_sub(&ks->refs, 1) != 1) return;

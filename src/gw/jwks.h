@@ -33,6 +33,8 @@ void pc_gw_keyset_release(pc_gw_keyset *ks);
 /* A worker met an unknown kid: fetch now unless a fetch is running or the
  * last one started less than min_refetch ago. */
 void pc_gw_jwks_want_refresh(pc_gw_jwks *j);
+/* Was j started with the same issuer, URL and CA as g says? */
+bool pc_gw_jwks_same(const pc_gw_jwks *j, const pc_gw_config *g);
 /* The issuer tokens must name. */
 const char *pc_gw_jwks_issuer(const pc_gw_jwks *j);
 

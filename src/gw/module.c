@@ -82,10 +82,12 @@ static pc_result build_state(const pc_config *cfg, pc_gw *gw, pc_route_sink *sin
     gw->cfg = cfg;
     gw->generation = atomic_fetch_add(&generations, 1) + 1;
     gw->as = pc_route_sink_module_state(sink, "as");
-    PC_ENSURE(!cfg->gw.remote || gw->sh->jwks != NULL, PC_ERR_USAGE,
-              "gateway.remote_as takes effect on a restart, not a reload");
+    /* The fetcher was started with the config of the server's start: a
+     * reload may drop gateway.remote_as but not add or change it. */
+    PC_ENSURE(!cfg->gw.remote || (gw->sh->jwks != NULL && pc_gw_jwks_same(gw->sh->jwks, &cfg->gw)),
+              PC_ERR_USAGE, "gateway.remote_as changed: it takes effect on a restart, not a reload");
     /* A remote AS, when configured, is the one tokens come from. */
-    if (gw->sh->jwks != NULL) gw->as = NULL;
+    if (cfg->gw.remote) gw->as = NULL;
     for (size_t i = 0; i < cfg->gw.n_trusted_proxies && gw->n_proxies < PC_GW_MAX_PROXIES; i++)
         PC_GUARD(pc_gw_cidr_parse(cfg->gw.trusted_proxies[i], &gw->proxies[gw->n_proxies++]));
     for (size_t i = 0; i < cfg->n_upstreams; i++) {
@@ -106,7 +108,7 @@ static pc_result build_state(const pc_config *cfg, pc_gw *gw, pc_route_sink *sin
         /* Tokens come only from the in-process AS today; a route that asks
          * for auth without one could never admit anybody. Refuse the
          * config instead of failing every request (remote JWKS is later). */
-        if (rc->auth.enabled && gw->as == NULL && gw->sh->jwks == NULL)
+        if (rc->auth.enabled && gw->as == NULL && !cfg->gw.remote)
             return pc_fail(PC_ERR_USAGE,
                            "%s:%d: route %s %s has auth: but there is no as: section or "
                            "gateway.remote_as to verify tokens with",
@@ -135,7 +137,7 @@ static pc_result gw_build(const pc_config *cfg, void *shared, pc_route_sink *sin
         pc_log_uint(&l, "upstreams", cfg->n_upstreams);
         pc_log_cstr(&l, "external_url", cfg->gw.external_url);
         pc_log_bool(&l, "in_process_as", gw->as != NULL);
-        if (gw->sh->jwks) pc_log_cstr(&l, "remote_issuer", cfg->gw.remote_issuer);
+        if (cfg->gw.remote) pc_log_cstr(&l, "remote_issuer", cfg->gw.remote_issuer);
         pc_log_end(&l);
     }
     *out = gw;

@@ -131,3 +131,16 @@ def test_remote_dpop(pair, pki):
     proof = gw.proof_for("/accounts/y", tok)
     assert gw.dpop_call("/accounts/y", tok, proof=proof).status == 200
     assert gw.dpop_call("/accounts/y", tok, proof=proof).status == 401
+
+
+def test_reload_cannot_change_remote_as(pair, pki):
+    a, g = pair
+    tok = a.access_token(a.token_mtls())
+    wait_ok(g, pki, tok)
+    before = len(g.events("reload_failed"))
+    g.config["gateway"]["remote_as"]["issuer"] = "https://elsewhere.example"
+    g.write_config()
+    g.hup()
+    assert H.wait_until(lambda: len(g.events("reload_failed")) > before), g.diagnostics()
+    # the running config still serves
+    assert call(g, pki, "/accounts/a", tok).status == 200
