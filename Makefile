@@ -8,6 +8,8 @@
 #   make fuzz       build the libFuzzer targets    -> build/fuzz/
 #   make fuzz-smoke run each fuzz target briefly (FUZZ_SECONDS, default 30)
 #   make bench      portcullis vs nginx (not a test; prints figures)
+#   make bench-as   token endpoint vs oidc-provider
+#   make bench-gw   gateway vs nginx as a TLS reverse proxy
 #   make format     clang-format the tree
 .DEFAULT_GOAL := release
 
@@ -127,6 +129,10 @@ build/bench/%: bench/%.c
 bench-build: build/release/portcullis $(BENCH_BIN)
 bench: bench-build
 	bench/run.sh
+bench-as: bench-build
+	bench/as/run.sh
+bench-gw: bench-build
+	bench/gw/run.sh
 
 # ---- the two commands ---------------------------------------------------------
 deps:
@@ -145,4 +151,4 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: release asan unit unit-build integration fuzz fuzz-smoke bench bench-build deps run test format clean
+.PHONY: release asan unit unit-build integration fuzz fuzz-smoke bench bench-as bench-gw bench-build deps run test format clean
