@@ -1,5 +1,6 @@
-/* The gateway's config: `upstreams:`, `gateway:` and the `upstream:`,
- * `auth:` and `timeout:` keys of a route. docs/gateway.md is the operator
+/* The gateway's config: `upstreams:`, the gateway defaults, and the
+ * `upstream:`, `auth:` and `timeout:` keys of a route (the `gateway:`
+ * section is config_gw_section.c). docs/gateway.md is the operator
  * reference; keep the two in step.
  *
  * An upstream is plain http only on loopback (the hop never leaves the
@@ -23,15 +24,9 @@
 #define PC_CONFIG_MAX_UPSTREAM_NAME 64u
 /* Scopes one route may require; trusted proxy ranges. */
 #define PC_CONFIG_MAX_GW_LIST 64u
-/* A URL we keep: a base, not a payload. */
-#define PC_CONFIG_MAX_URL 1024u
 /* Keep-alive connections per upstream per worker. */
 #define PC_CONFIG_MAX_IDLE_MAX 4096u
-/* Upstream timeouts: 1 ms to 10 minutes. */
-#define PC_CONFIG_GW_TIMEOUT_MAX_MS (600u * 1000u)
 
-#define DEFAULT_CONNECT_TIMEOUT_MS 2000u
-#define DEFAULT_UPSTREAM_TIMEOUT_MS 10000u
 #define DEFAULT_MAX_IDLE 32u
 #define DEFAULT_DPOP_LIFETIME_MS 60000u
 #define DEFAULT_DPOP_SKEW_MS 10000u
@@ -91,10 +86,8 @@ void pc_cfg_gw_free(pc_config *cfg)
 
 /* ---- a list of strings ------------------------------------------------------ */
 
-typedef bool (*item_ok_fn)(const char *s);
-
-static pc_result parse_strings(pc_cfg_doc *d, const yaml_node_t *n, const char *path,
-                               item_ok_fn ok, const char *what, char ***out, size_t *count)
+pc_result pc_cfg_gw_strings(pc_cfg_doc *d, const yaml_node_t *n, const char *path,
+                               pc_cfg_gw_item_ok ok, const char *what, char ***out, size_t *count)
 {
     if (n->type != YAML_SEQUENCE_NODE) {
         char got[GOT_CAP];
@@ -134,7 +127,7 @@ static bool scope_ok(const char *s)
 }
 
 /* addr/prefix, IPv4 or IPv6; a bare address means one host. */
-static bool cidr_ok(const char *s)
+bool pc_cfg_gw_cidr_ok(const char *s)
 {
     char addr[64];
     const char *slash = strchr(s, '/');
@@ -153,7 +146,7 @@ static bool cidr_ok(const char *s)
 }
 
 /* RFC 9110 §5.6.2 token characters, for a header name. */
-static bool header_name_ok(const char *s)
+bool pc_cfg_gw_header_name_ok(const char *s)
 {
     if (s[0] == '\0') return false;
     for (; *s; s++)
@@ -189,7 +182,7 @@ static bool host_chars_ok(const char *h, size_t len)
 
 /* scheme "://" host [":" port] [path], no userinfo, query or fragment.
  * Fills u->https, host, port, base_path; why says what is wrong. */
-static bool split_url(const char *s, pc_upstream_config *u, char *why, size_t cap)
+bool pc_cfg_gw_split_url(const char *s, pc_upstream_config *u, char *why, size_t cap)
 {
     const char *rest;
     if (strncmp(s, "http://", 7) == 0) rest = s + 7, u->https = false;
@@ -267,8 +260,8 @@ static pc_result parse_upstream(pc_cfg_doc *d, const yaml_node_t *n, const char 
 {
     yaml_node_t *v[N_UP];
     char sub[PC_CONFIG_MAX_PATH];
-    u->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
-    u->timeout_ms = DEFAULT_UPSTREAM_TIMEOUT_MS;
+    u->connect_timeout_ms = PC_CONFIG_GW_CONNECT_TIMEOUT_MS;
+    u->timeout_ms = PC_CONFIG_GW_UPSTREAM_TIMEOUT_MS;
     u->max_idle = DEFAULT_MAX_IDLE;
     u->line = (int)n->start_mark.line + 1;
     PC_GUARD(pc_cfg_map(d, n, path, up_keys, N_UP, v));
@@ -276,7 +269,7 @@ static pc_result parse_upstream(pc_cfg_doc *d, const yaml_node_t *n, const char 
     pc_cfg_path(sub, sizeof sub, path, up_keys[UP_URL]);
     PC_GUARD(pc_cfg_string(d, v[UP_URL], sub, &u->url));
     char why[96];
-    if (!split_url(u->url, u, why, sizeof why)) {
+    if (!pc_cfg_gw_split_url(u->url, u, why, sizeof why)) {
         char got[GOT_CAP];
         pc_cfg_describe(v[UP_URL], got, sizeof got);
         return pc_cfg_fail(d, v[UP_URL], sub,
@@ -344,184 +337,6 @@ pc_result pc_cfg_upstreams(pc_cfg_doc *d, const yaml_node_t *n, pc_config *cfg)
     return PC_OK;
 }
 
-/* ---- gateway ---------------------------------------------------------------- */
-
-enum { GW_EXTERNAL_URL, GW_DPOP, GW_CLIENT_CERT_HEADER, GW_REMOTE_AS, N_GW };
-static const char *const gw_keys[N_GW] = {
-    [GW_EXTERNAL_URL] = "external_url",
-    [GW_DPOP] = "dpop",
-    [GW_CLIENT_CERT_HEADER] = "client_cert_header",
-    [GW_REMOTE_AS] = "remote_as",
-};
-enum { RA_ISSUER, RA_JWKS_URL, RA_CA, RA_REFRESH, RA_MIN_REFETCH, RA_TIMEOUT, N_RA };
-static const char *const ra_keys[N_RA] = {
-    [RA_ISSUER] = "issuer",       [RA_JWKS_URL] = "jwks_url",
-    [RA_CA] = "ca",               [RA_REFRESH] = "refresh",
-    [RA_MIN_REFETCH] = "min_refetch", [RA_TIMEOUT] = "timeout",
-};
-enum { GD_LIFETIME, GD_SKEW, GD_NONCE, GD_NONCE_SECRET, N_GD };
-static const char *const gd_keys[N_GD] = {
-    [GD_LIFETIME] = "proof_lifetime",
-    [GD_SKEW] = "clock_skew",
-    [GD_NONCE] = "nonce",
-    [GD_NONCE_SECRET] = "nonce_secret_file",
-};
-enum { CH_ENABLED, CH_NAME, CH_TRUSTED, N_CH };
-static const char *const ch_keys[N_CH] = {
-    [CH_ENABLED] = "enabled",
-    [CH_NAME] = "name",
-    [CH_TRUSTED] = "trusted_proxies",
-};
-
-static pc_result parse_external_url(pc_cfg_doc *d, const yaml_node_t *n, const char *path,
-                                    pc_gw_config *gw)
-{
-    PC_GUARD(pc_cfg_string(d, n, path, &gw->external_url));
-    const char *s = gw->external_url;
-    size_t len = strlen(s);
-    /* A base that paths are appended to (RFC 9449 §4.3: htu has no query
-     * or fragment), so none here either. */
-    if (strncmp(s, "https://", 8) != 0 || len <= 8 || s[8] == '/' || strpbrk(s, "?# ") != NULL ||
-        len > PC_CONFIG_MAX_URL) {
-        char got[GOT_CAP];
-        pc_cfg_describe(n, got, sizeof got);
-        return pc_cfg_fail(d, n, path,
-                           "expected an https:// URL like https://api.example.com, got %s", got);
-    }
-    while (len > 0 && gw->external_url[len - 1] == '/') gw->external_url[--len] = '\0';
-    return PC_OK;
-}
-
-static pc_result parse_gw_dpop(pc_cfg_doc *d, const yaml_node_t *n, const char *path,
-                               pc_gw_config *gw)
-{
-    yaml_node_t *v[N_GD];
-    char sub[PC_CONFIG_MAX_PATH];
-    PC_GUARD(pc_cfg_map(d, n, path, gd_keys, N_GD, v));
-    if (v[GD_LIFETIME] != NULL) {
-        pc_cfg_path(sub, sizeof sub, path, gd_keys[GD_LIFETIME]);
-        PC_GUARD(pc_cfg_duration(d, v[GD_LIFETIME], sub, 1000, 600000,
-                                 &gw->dpop_proof_lifetime_ms));
-    }
-    if (v[GD_SKEW] != NULL) {
-        /* FAPI 2.0 §5.3.2.1-13: never 60 s or more into the future. */
-        pc_cfg_path(sub, sizeof sub, path, gd_keys[GD_SKEW]);
-        PC_GUARD(pc_cfg_duration(d, v[GD_SKEW], sub, 0, 59000, &gw->dpop_skew_ms));
-    }
-    if (v[GD_NONCE] != NULL) {
-        pc_cfg_path(sub, sizeof sub, path, gd_keys[GD_NONCE]);
-        PC_GUARD(pc_cfg_bool(d, v[GD_NONCE], sub, &gw->dpop_nonce));
-    }
-    if (v[GD_NONCE_SECRET] != NULL) {
-        pc_cfg_path(sub, sizeof sub, path, gd_keys[GD_NONCE_SECRET]);
-        PC_GUARD(pc_cfg_string(d, v[GD_NONCE_SECRET], sub, &gw->dpop_nonce_secret_file));
-    }
-    return PC_OK;
-}
-
-static pc_result parse_cert_header(pc_cfg_doc *d, const yaml_node_t *n, const char *path,
-                                   pc_gw_config *gw)
-{
-    yaml_node_t *v[N_CH];
-    char sub[PC_CONFIG_MAX_PATH];
-    PC_GUARD(pc_cfg_map(d, n, path, ch_keys, N_CH, v));
-    if (v[CH_ENABLED] != NULL) {
-        pc_cfg_path(sub, sizeof sub, path, ch_keys[CH_ENABLED]);
-        PC_GUARD(pc_cfg_bool(d, v[CH_ENABLED], sub, &gw->client_cert_header));
-    }
-    if (v[CH_NAME] != NULL) {
-        pc_cfg_path(sub, sizeof sub, path, ch_keys[CH_NAME]);
-        PC_GUARD(pc_cfg_string(d, v[CH_NAME], sub, &gw->client_cert_header_name));
-        if (!header_name_ok(gw->client_cert_header_name))
-            return pc_cfg_fail(d, v[CH_NAME], sub, "expected a header name like Client-Cert");
-    }
-    if (v[CH_TRUSTED] != NULL) {
-        pc_cfg_path(sub, sizeof sub, path, ch_keys[CH_TRUSTED]);
-        PC_GUARD(parse_strings(d, v[CH_TRUSTED], sub, cidr_ok,
-                               "an address or CIDR like 10.0.0.0/8", &gw->trusted_proxies,
-                               &gw->n_trusted_proxies));
-    }
-    return PC_OK;
-}
-
-static pc_result parse_remote_as(pc_cfg_doc *d, const yaml_node_t *n, const char *path,
-                                 pc_gw_config *gw)
-{
-    yaml_node_t *v[N_RA];
-    char sub[PC_CONFIG_MAX_PATH];
-    PC_GUARD(pc_cfg_map(d, n, path, ra_keys, N_RA, v));
-    PC_GUARD(pc_cfg_require(d, n, path, ra_keys[RA_ISSUER], v[RA_ISSUER]));
-    PC_GUARD(pc_cfg_require(d, n, path, ra_keys[RA_JWKS_URL], v[RA_JWKS_URL]));
-    gw->remote = true;
-    pc_cfg_path(sub, sizeof sub, path, ra_keys[RA_ISSUER]);
-    PC_GUARD(pc_cfg_string(d, v[RA_ISSUER], sub, &gw->remote_issuer));
-    /* Compared byte for byte with iss (RFC 8414 §3.3, RFC 9068 §4). */
-    if (strncmp(gw->remote_issuer, "https://", 8) != 0 || strpbrk(gw->remote_issuer, "?# ") != NULL)
-        return pc_cfg_fail(d, v[RA_ISSUER], sub, "expected an https issuer URL with no query or fragment");
-    pc_upstream_config *u = &gw->remote_jwks;
-    u->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
-    u->timeout_ms = DEFAULT_UPSTREAM_TIMEOUT_MS;
-    u->max_idle = 1;
-    u->line = (int)n->start_mark.line + 1;
-    PC_GUARD(pc_cfg_strdup("jwks", &u->name));
-    pc_cfg_path(sub, sizeof sub, path, ra_keys[RA_JWKS_URL]);
-    PC_GUARD(pc_cfg_string(d, v[RA_JWKS_URL], sub, &u->url));
-    char why[96];
-    if (!split_url(u->url, u, why, sizeof why))
-        return pc_cfg_fail(d, v[RA_JWKS_URL], sub, "expected an https URL of the AS's jwks_uri (%s)", why);
-    if (v[RA_CA] != NULL) {
-        pc_cfg_path(sub, sizeof sub, path, ra_keys[RA_CA]);
-        PC_GUARD(pc_cfg_string(d, v[RA_CA], sub, &u->ca_file));
-    }
-    if (u->https && u->ca_file == NULL)
-        return pc_cfg_fail(d, n, path, "missing required key \"ca\" (the JWKS is fetched over verified https)");
-    static const struct {
-        int key;
-        uint32_t min, max;
-        size_t off;
-    } durs[] = {
-        {RA_REFRESH, 1000, 86400000, offsetof(pc_gw_config, remote_refresh_ms)},
-        {RA_MIN_REFETCH, 0, 86400000, offsetof(pc_gw_config, remote_min_refetch_ms)},
-    };
-    for (size_t i = 0; i < N_OF(durs); i++) {
-        if (v[durs[i].key] == NULL) continue;
-        pc_cfg_path(sub, sizeof sub, path, ra_keys[durs[i].key]);
-        PC_GUARD(pc_cfg_duration(d, v[durs[i].key], sub, durs[i].min, durs[i].max,
-                                 (uint32_t *)(void *)((char *)gw + durs[i].off)));
-    }
-    if (v[RA_TIMEOUT] != NULL) {
-        pc_cfg_path(sub, sizeof sub, path, ra_keys[RA_TIMEOUT]);
-        PC_GUARD(pc_cfg_duration(d, v[RA_TIMEOUT], sub, 1, PC_CONFIG_GW_TIMEOUT_MAX_MS, &u->timeout_ms));
-        u->connect_timeout_ms = u->timeout_ms;
-    }
-    return PC_OK;
-}
-
-pc_result pc_cfg_gateway(pc_cfg_doc *d, const yaml_node_t *n, pc_config *cfg)
-{
-    static const char path[] = "gateway";
-    yaml_node_t *v[N_GW];
-    char sub[PC_CONFIG_MAX_PATH];
-    PC_GUARD(pc_cfg_map(d, n, path, gw_keys, N_GW, v));
-    if (v[GW_EXTERNAL_URL] != NULL) {
-        pc_cfg_path(sub, sizeof sub, path, gw_keys[GW_EXTERNAL_URL]);
-        PC_GUARD(parse_external_url(d, v[GW_EXTERNAL_URL], sub, &cfg->gw));
-    }
-    if (v[GW_DPOP] != NULL) {
-        pc_cfg_path(sub, sizeof sub, path, gw_keys[GW_DPOP]);
-        PC_GUARD(parse_gw_dpop(d, v[GW_DPOP], sub, &cfg->gw));
-    }
-    if (v[GW_CLIENT_CERT_HEADER] != NULL) {
-        pc_cfg_path(sub, sizeof sub, path, gw_keys[GW_CLIENT_CERT_HEADER]);
-        PC_GUARD(parse_cert_header(d, v[GW_CLIENT_CERT_HEADER], sub, &cfg->gw));
-    }
-    if (v[GW_REMOTE_AS] != NULL) {
-        pc_cfg_path(sub, sizeof sub, path, gw_keys[GW_REMOTE_AS]);
-        PC_GUARD(parse_remote_as(d, v[GW_REMOTE_AS], sub, &cfg->gw));
-    }
-    return PC_OK;
-}
-
 /* ---- a route's upstream, auth and timeout ------------------------------------ */
 
 enum { AU_SCOPES, AU_BINDING, AU_AUDIENCE, N_AU };
@@ -541,7 +356,7 @@ static pc_result parse_auth(pc_cfg_doc *d, const yaml_node_t *n, const char *pat
     PC_GUARD(pc_cfg_map(d, n, path, au_keys, N_AU, v));
     if (v[AU_SCOPES] != NULL) {
         pc_cfg_path(sub, sizeof sub, path, au_keys[AU_SCOPES]);
-        PC_GUARD(parse_strings(d, v[AU_SCOPES], sub, scope_ok, "a scope token", &a->scopes,
+        PC_GUARD(pc_cfg_gw_strings(d, v[AU_SCOPES], sub, scope_ok, "a scope token", &a->scopes,
                                &a->n_scopes));
     }
     if (v[AU_BINDING] != NULL) {

@@ -6,6 +6,7 @@
  *                 mapping walks (unknown and duplicate keys)
  * config_values.c one typed value from one node (string, integer, ...)
  * config_routes.c the routes list and path templates
+ * config_gw.c     upstreams and gateway routes; config_gw_section.c gateway:
  * config.c        the schema: which keys, which defaults, which ranges */
 #ifndef PC_CORE_CONFIG_IMPL_H
 #define PC_CORE_CONFIG_IMPL_H
@@ -148,5 +149,23 @@ PC_MUST_USE pc_result pc_cfg_route_upstream(pc_cfg_doc *d, const yaml_node_t *ro
 PC_MUST_USE pc_result pc_cfg_gw_finish(pc_config *cfg);
 void pc_cfg_route_gw_free(pc_route_config *r);
 void pc_cfg_gw_free(pc_config *cfg);
+
+/* Shared by config_gw.c and config_gw_section.c. */
+/* A URL we keep: a base, not a payload. */
+#define PC_CONFIG_MAX_URL 1024u
+/* Upstream timeouts: 1 ms to 10 minutes; the defaults. */
+#define PC_CONFIG_GW_TIMEOUT_MAX_MS (600u * 1000u)
+#define PC_CONFIG_GW_CONNECT_TIMEOUT_MS 2000u
+#define PC_CONFIG_GW_UPSTREAM_TIMEOUT_MS 10000u
+typedef bool (*pc_cfg_gw_item_ok)(const char *s);
+/* A list of at most 64 strings, each accepted by ok ("expected <what>"). */
+PC_MUST_USE pc_result pc_cfg_gw_strings(pc_cfg_doc *d, const yaml_node_t *n, const char *path,
+                                        pc_cfg_gw_item_ok ok, const char *what, char ***out,
+                                        size_t *count);
+bool pc_cfg_gw_cidr_ok(const char *s);
+bool pc_cfg_gw_header_name_ok(const char *s);
+/* http(s)://host[:port][/path] into u's https, host, port, base_path;
+ * http only to loopback. why says what is wrong. */
+bool pc_cfg_gw_split_url(const char *s, pc_upstream_config *u, char *why, size_t cap);
 
 #endif
