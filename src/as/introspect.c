@@ -6,28 +6,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-static pc_str token_param(pc_request *r, const pc_form *form)
+/* The shared first half of both endpoints: read the form, authenticate
+ * the caller, check the `token` parameter. False when it has answered. */
+static bool read_token_request(pc_as *as, pc_request *r, pc_as_authn *who,
+                               pc_as_token_state *st, json_t **claims)
 {
-    pc_str t = pc_form_get(form, "token");
-    if (!t.ptr) pc_as_error(r, 400, "invalid_request", "token is missing");
-    return t;
+    pc_form form;
+    if (!pc_as_read_form(r, &form)) return false;
+    bool ok = pc_as_authenticate(as, r, &form, who);
+    pc_str token = pc_form_get(&form, "token");
+    if (ok && !token.ptr) {
+        pc_as_error(r, 400, "invalid_request", "token is missing");
+        ok = false;
+    }
+    if (ok) *st = pc_as_check_token(as, token, pc_as_now(), claims);
+    pc_form_free(&form);
+    return ok;
 }
 
 void pc_as_introspect_endpoint(pc_request *r, void *data)
 {
     pc_as *as = data;
-    pc_form form;
-    if (!pc_as_read_form(r, &form)) return;
     pc_as_authn who;
-    pc_str token;
-    if (!pc_as_authenticate(as, r, &form, &who) || !(token = token_param(r, &form)).ptr) {
-        pc_form_free(&form);
-        return;
-    }
+    pc_as_token_state st = PC_TOKEN_INVALID;
     json_t *claims = NULL;
-    int64_t now = pc_as_now();
-    pc_as_token_state st = pc_as_check_token(as, token, now, &claims);
-    pc_form_free(&form);
+    if (!read_token_request(as, r, &who, &st, &claims)) return;
     if (st != PC_TOKEN_ACTIVE) {
         /* RFC 7662 §2.2: an inactive token says only that, never why. */
         json_decref(claims);
@@ -59,18 +62,11 @@ void pc_as_introspect_endpoint(pc_request *r, void *data)
 void pc_as_revoke_endpoint(pc_request *r, void *data)
 {
     pc_as *as = data;
-    pc_form form;
-    if (!pc_as_read_form(r, &form)) return;
     pc_as_authn who;
-    pc_str token;
-    if (!pc_as_authenticate(as, r, &form, &who) || !(token = token_param(r, &form)).ptr) {
-        pc_form_free(&form);
-        return;
-    }
+    pc_as_token_state st = PC_TOKEN_INVALID;
     json_t *claims = NULL;
+    if (!read_token_request(as, r, &who, &st, &claims)) return;
     int64_t now = pc_as_now();
-    pc_as_token_state st = pc_as_check_token(as, token, now, &claims);
-    pc_form_free(&form);
     const json_t *cid = json_object_get(claims, "client_id");
     const json_t *jti = json_object_get(claims, "jti");
     const json_t *exp = json_object_get(claims, "exp");
