@@ -185,3 +185,42 @@ def test_dpop_other_algs(gw, keys, alg):
     if alg == "PS256":
         p = gw.proof_for(PATH, tok, key=k, header={"alg": "RS256"})
         dpop_err(gw.dpop_call(PATH, tok, proof=p))
+
+
+def test_garbage_credentials_never_crash(gw):
+    """Random and near-miss credentials on one keep-alive connection: every
+    answer is a 400/401 refusal with a challenge, and the server stays up
+    (ASan checks the rest at teardown)."""
+    import random
+    rnd = random.Random(4)
+    tok = gw.dpop_token()
+    good = gw.proof_for(PATH, tok)
+    alphabet = "abcXYZ0123456789-._~+/=\" ,;:\\\t"
+    samples = []
+    for _ in range(150):
+        n = rnd.randint(0, 120)
+        junk = "".join(rnd.choice(alphabet) for _ in range(n))
+        kind = rnd.randint(0, 5)
+        if kind == 0:
+            samples.append([("Authorization", junk)])
+        elif kind == 1:
+            samples.append([("Authorization", "DPoP " + junk)])
+        elif kind == 2:
+            samples.append([("Authorization", f"DPoP {tok}"), ("DPoP", junk)])
+        elif kind == 3:   # a mangled copy of a good proof
+            p = list(good)
+            for _ in range(rnd.randint(1, 4)):
+                p[rnd.randrange(len(p))] = rnd.choice("AbZ9-_.")
+            samples.append([("Authorization", f"DPoP {tok}"), ("DPoP", "".join(p))])
+        elif kind == 4:
+            samples.append([("Authorization", "Bearer " + tok[: rnd.randrange(len(tok))])])
+        else:
+            samples.append([("Authorization", f"DPoP {tok}"), ("DPoP", good + junk)])
+    with gw.srv.connect() as c:
+        for hdrs in samples:
+            r = gw.call(PATH, headers=hdrs, conn=c)
+            assert r.status in (400, 401), (hdrs, r)
+            assert r.headers_named("WWW-Authenticate"), r
+            if r.header("connection") == "close":
+                break
+    gw.srv.assert_healthy()
