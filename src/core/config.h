@@ -107,6 +107,8 @@ typedef struct pc_upstream_config {
     uint16_t port;
     char *base_path;            /* path prefix from the URL, "" for none */
     char *ca_file;              /* upstreams.NAME.ca: required for https */
+    char *cert_file;            /* client certificate to present (introspection), or NULL */
+    char *key_file;
     uint32_t connect_timeout_ms;/* default 2s */
     uint32_t timeout_ms;        /* default 10s: whole exchange */
     uint32_t max_idle;          /* keep-alive connections per worker, default 32 */
@@ -131,6 +133,12 @@ typedef struct pc_gw_config {
     pc_upstream_config remote_jwks; /* url (+ ca) of its jwks_uri; name "jwks" */
     uint32_t remote_refresh_ms;  /* scheduled refetch, default 10m */
     uint32_t remote_min_refetch_ms; /* unknown kid: at most one fetch per this, default 30s */
+    /* gateway.remote_as.introspection: ask the remote AS (RFC 7662) whether
+     * a token is still active, authenticating with mTLS (tls_client_auth). */
+    bool introspect;
+    pc_upstream_config introspection; /* url, ca, cert, key; name "introspection" */
+    char *introspection_client_id;
+    uint32_t introspection_cache_ms;  /* how long an answer is reused, default 5s */
 } pc_gw_config;
 
 typedef enum pc_as_profile {

@@ -37,6 +37,10 @@
  * lua-resty-openidc#468, Bdaya-Dev/oidc#332). */
 #define DEFAULT_JWKS_REFRESH_MS (10u * 60u * 1000u)
 #define DEFAULT_JWKS_MIN_REFETCH_MS 30000u
+/* Introspection answers are reused this long: a revocation at a remote AS
+ * reaches the gateway within it (DuendeArchive/IdentityServer4#1190: the
+ * cache TTL is the revocation delay, so keep it short). */
+#define DEFAULT_INTROSPECTION_CACHE_MS 5000u
 
 void pc_cfg_gw_defaults(pc_config *cfg)
 {
@@ -45,6 +49,7 @@ void pc_cfg_gw_defaults(pc_config *cfg)
     cfg->gw.dpop_skew_ms = DEFAULT_DPOP_SKEW_MS;
     cfg->gw.remote_refresh_ms = DEFAULT_JWKS_REFRESH_MS;
     cfg->gw.remote_min_refetch_ms = DEFAULT_JWKS_MIN_REFETCH_MS;
+    cfg->gw.introspection_cache_ms = DEFAULT_INTROSPECTION_CACHE_MS;
 }
 
 static void free_list(char **l, size_t n)
@@ -62,26 +67,27 @@ void pc_cfg_route_gw_free(pc_route_config *r)
 
 void pc_cfg_gw_free(pc_config *cfg)
 {
-    for (size_t i = 0; i < cfg->n_upstreams; i++) {
-        pc_upstream_config *u = &cfg->upstreams[i];
-        free(u->name);
-        free(u->url);
-        free(u->host);
-        free(u->base_path);
-        free(u->ca_file);
-    }
+    for (size_t i = 0; i < cfg->n_upstreams; i++) pc_cfg_upstream_free(&cfg->upstreams[i]);
     free(cfg->upstreams);
     free(cfg->gw.external_url);
     free(cfg->gw.dpop_nonce_secret_file);
     free(cfg->gw.client_cert_header_name);
     free_list(cfg->gw.trusted_proxies, cfg->gw.n_trusted_proxies);
     free(cfg->gw.remote_issuer);
-    pc_upstream_config *j = &cfg->gw.remote_jwks;
-    free(j->name);
-    free(j->url);
-    free(j->host);
-    free(j->base_path);
-    free(j->ca_file);
+    pc_cfg_upstream_free(&cfg->gw.remote_jwks);
+    pc_cfg_upstream_free(&cfg->gw.introspection);
+    free(cfg->gw.introspection_client_id);
+}
+
+void pc_cfg_upstream_free(pc_upstream_config *u)
+{
+    free(u->name);
+    free(u->url);
+    free(u->host);
+    free(u->base_path);
+    free(u->ca_file);
+    free(u->cert_file);
+    free(u->key_file);
 }
 
 /* ---- a list of strings ------------------------------------------------------ */

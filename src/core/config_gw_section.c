@@ -20,11 +20,17 @@ static const char *const gw_keys[N_GW] = {
     [GW_CLIENT_CERT_HEADER] = "client_cert_header",
     [GW_REMOTE_AS] = "remote_as",
 };
-enum { RA_ISSUER, RA_JWKS_URL, RA_CA, RA_REFRESH, RA_MIN_REFETCH, RA_TIMEOUT, N_RA };
+enum { RA_ISSUER, RA_JWKS_URL, RA_CA, RA_REFRESH, RA_MIN_REFETCH, RA_TIMEOUT, RA_INTROSPECTION, N_RA };
 static const char *const ra_keys[N_RA] = {
     [RA_ISSUER] = "issuer",       [RA_JWKS_URL] = "jwks_url",
     [RA_CA] = "ca",               [RA_REFRESH] = "refresh",
     [RA_MIN_REFETCH] = "min_refetch", [RA_TIMEOUT] = "timeout",
+    [RA_INTROSPECTION] = "introspection",
+};
+enum { IN_URL, IN_CLIENT_ID, IN_CERT, IN_KEY, IN_CACHE, N_IN };
+static const char *const in_keys[N_IN] = {
+    [IN_URL] = "url", [IN_CLIENT_ID] = "client_id", [IN_CERT] = "cert", [IN_KEY] = "key",
+    [IN_CACHE] = "cache",
 };
 enum { GD_LIFETIME, GD_SKEW, GD_NONCE, GD_NONCE_SECRET, N_GD };
 static const char *const gd_keys[N_GD] = {
@@ -111,6 +117,58 @@ static pc_result parse_cert_header(pc_cfg_doc *d, const yaml_node_t *n, const ch
     return PC_OK;
 }
 
+/* RFC 3986 unreserved: the client_id goes into a form body unescaped. */
+static bool client_id_ok(const char *s)
+{
+    if (s[0] == '\0') return false;
+    for (; *s; s++)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+              strchr("-._~", *s) != NULL))
+            return false;
+    return true;
+}
+
+/* RFC 7662 introspection at the remote AS, authenticated with mTLS
+ * (RFC 8705 §2, tls_client_auth): the gateway is a client of the AS. */
+static pc_result parse_introspection(pc_cfg_doc *d, const yaml_node_t *n, const char *path,
+                                     const char *ca, uint32_t timeout_ms, pc_gw_config *gw)
+{
+    yaml_node_t *v[N_IN];
+    char sub[PC_CONFIG_MAX_PATH];
+    PC_GUARD(pc_cfg_map(d, n, path, in_keys, N_IN, v));
+    for (size_t i = 0; i < 4; i++) PC_GUARD(pc_cfg_require(d, n, path, in_keys[i], v[i]));
+    gw->introspect = true;
+    pc_upstream_config *u = &gw->introspection;
+    u->connect_timeout_ms = timeout_ms;
+    u->timeout_ms = timeout_ms;
+    u->max_idle = 4;
+    u->line = (int)n->start_mark.line + 1;
+    PC_GUARD(pc_cfg_strdup("introspection", &u->name));
+    pc_cfg_path(sub, sizeof sub, path, in_keys[IN_URL]);
+    PC_GUARD(pc_cfg_string(d, v[IN_URL], sub, &u->url));
+    char why[96];
+    if (!pc_cfg_gw_split_url(u->url, u, why, sizeof why) || !u->https)
+        return pc_cfg_fail(d, v[IN_URL], sub,
+                           "expected the https URL of the AS's introspection endpoint (%s)",
+                           u->https ? why : "https is required: it carries tokens");
+    if (ca == NULL)
+        return pc_cfg_fail(d, n, path, "needs gateway.remote_as.ca to verify the AS's certificate");
+    PC_GUARD(pc_cfg_strdup(ca, &u->ca_file));
+    pc_cfg_path(sub, sizeof sub, path, in_keys[IN_CLIENT_ID]);
+    PC_GUARD(pc_cfg_string(d, v[IN_CLIENT_ID], sub, &gw->introspection_client_id));
+    if (!client_id_ok(gw->introspection_client_id))
+        return pc_cfg_fail(d, v[IN_CLIENT_ID], sub, "expected a client_id of letters, digits and -._~");
+    pc_cfg_path(sub, sizeof sub, path, in_keys[IN_CERT]);
+    PC_GUARD(pc_cfg_string(d, v[IN_CERT], sub, &u->cert_file));
+    pc_cfg_path(sub, sizeof sub, path, in_keys[IN_KEY]);
+    PC_GUARD(pc_cfg_string(d, v[IN_KEY], sub, &u->key_file));
+    if (v[IN_CACHE] != NULL) {
+        pc_cfg_path(sub, sizeof sub, path, in_keys[IN_CACHE]);
+        PC_GUARD(pc_cfg_duration(d, v[IN_CACHE], sub, 0, 3600000, &gw->introspection_cache_ms));
+    }
+    return PC_OK;
+}
+
 static pc_result parse_remote_as(pc_cfg_doc *d, const yaml_node_t *n, const char *path,
                                  pc_gw_config *gw)
 {
@@ -160,6 +218,10 @@ static pc_result parse_remote_as(pc_cfg_doc *d, const yaml_node_t *n, const char
         pc_cfg_path(sub, sizeof sub, path, ra_keys[RA_TIMEOUT]);
         PC_GUARD(pc_cfg_duration(d, v[RA_TIMEOUT], sub, 1, PC_CONFIG_GW_TIMEOUT_MAX_MS, &u->timeout_ms));
         u->connect_timeout_ms = u->timeout_ms;
+    }
+    if (v[RA_INTROSPECTION] != NULL) {
+        pc_cfg_path(sub, sizeof sub, path, ra_keys[RA_INTROSPECTION]);
+        PC_GUARD(parse_introspection(d, v[RA_INTROSPECTION], sub, u->ca_file, u->timeout_ms, gw));
     }
     return PC_OK;
 }

@@ -149,6 +149,7 @@ PC_MUST_USE pc_result pc_cfg_route_upstream(pc_cfg_doc *d, const yaml_node_t *ro
 PC_MUST_USE pc_result pc_cfg_gw_finish(pc_config *cfg);
 void pc_cfg_route_gw_free(pc_route_config *r);
 void pc_cfg_gw_free(pc_config *cfg);
+void pc_cfg_upstream_free(pc_upstream_config *u);
 
 /* Shared by config_gw.c and config_gw_section.c. */
 /* A URL we keep: a base, not a payload. */

@@ -185,6 +185,7 @@ bool pc_gw_authorize(pc_request *r, const pc_gw_route *rt, pc_gw_identity *id, c
         pc_gw_identity_clear(id);
         return false;
     }
+    id->token = c.token;
     return true;
 }
 

@@ -10,6 +10,7 @@
  * exchange.c the asynchronous upstream exchange (timeouts, retry, abort)
  * tokcache.c per-worker verified-token cache
  * jwks.c     a remote AS's keys (gateway.remote_as), fetched by a thread
+ * introspect.c RFC 7662 checks at a remote AS, cached per worker
  * hygiene.c, authz.c, peer.c  pure parsing helpers (unit tested, fuzzed) */
 #ifndef PC_GW_INTERNAL_H
 #define PC_GW_INTERNAL_H
@@ -75,6 +76,7 @@ typedef struct pc_gw_identity {
     json_t *claims;                /* owned; NULL when the route has no auth */
     const char *client_id, *sub, *scope, *jti; /* borrowed from claims */
     char x5t[PC_X5T_S256_BUF];     /* thumbprint of the certificate, "" if none */
+    pc_str token;                  /* the access token; points into the request */
 } pc_gw_identity;
 
 /* The credentials of a request: scheme and token (points into the request). */
@@ -160,6 +162,15 @@ void pc_gw_build_upstream_headers(pc_request *r, const pc_gw_route *rt, const pc
  * later (on this worker's loop). id's claims are referenced, not taken. */
 void pc_gw_exchange_start(pc_request *r, const pc_gw_route *rt, const pc_gw_identity *id,
                           const char *iid);
+/* ---- introspect.c ------------------------------------------------------------ */
+
+/* After every local check passed: for a remote AS with introspection, ask
+ * it (or this worker's recent answer) whether the token is active, then
+ * start the exchange or refuse; otherwise start the exchange at once.
+ * token points into r. */
+void pc_gw_introspect_then_proxy(pc_request *r, const pc_gw_route *rt, const pc_gw_identity *id,
+                                 const char *iid, pc_str token);
+
 /* A gateway problem+json answer with the interaction id, logged. */
 void pc_gw_respond_problem(pc_request *r, const char *iid, int status, const char *reason,
                            const char *detail);

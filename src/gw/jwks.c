@@ -214,6 +214,8 @@ pc_result pc_gw_jwks_start(const pc_gw_config *g, pc_gw_jwks **out)
     j->up.host = dup_or_null(g->remote_jwks.host);
     j->up.base_path = dup_or_null(g->remote_jwks.base_path);
     j->up.ca_file = dup_or_null(g->remote_jwks.ca_file);
+    j->up.cert_file = NULL; /* the JWKS is public: no client certificate */
+    j->up.key_file = NULL;
     j->issuer = dup_or_null(g->remote_issuer);
     j->refresh_ms = g->remote_refresh_ms;
     j->min_refetch_ms = g->remote_min_refetch_ms;

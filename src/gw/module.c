@@ -67,10 +67,16 @@ static pc_result check_ca(const pc_config *cfg, const pc_upstream_config *u, con
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     PC_ENSURE(ctx != NULL, PC_ERR_INTERNAL, "out of memory");
     int ok = SSL_CTX_load_verify_locations(ctx, u->ca_file, NULL);
+    int cert_ok = u->cert_file == NULL ||
+                  (SSL_CTX_use_certificate_chain_file(ctx, u->cert_file) == 1 &&
+                   SSL_CTX_use_PrivateKey_file(ctx, u->key_file, SSL_FILETYPE_PEM) == 1 &&
+                   SSL_CTX_check_private_key(ctx) == 1);
     SSL_CTX_free(ctx);
     ERR_clear_error();
     PC_ENSURE(ok == 1, PC_ERR_USAGE, "%s:%d: %s: cannot load CA certificates from %s",
               cfg->path ? cfg->path : "config", u->line, key, u->ca_file);
+    PC_ENSURE(cert_ok, PC_ERR_USAGE, "%s:%d: %s: cannot load the client certificate %s with key %s",
+              cfg->path ? cfg->path : "config", u->line, key, u->cert_file, u->key_file);
     return PC_OK;
 }
 
@@ -96,6 +102,8 @@ static pc_result build_state(const pc_config *cfg, pc_gw *gw, pc_route_sink *sin
         PC_GUARD(check_ca(cfg, &cfg->upstreams[i], key));
     }
     if (cfg->gw.remote) PC_GUARD(check_ca(cfg, &cfg->gw.remote_jwks, "gateway.remote_as.ca"));
+    if (cfg->gw.introspect)
+        PC_GUARD(check_ca(cfg, &cfg->gw.introspection, "gateway.remote_as.introspection"));
     gw->routes = calloc(cfg->n_gw_routes, sizeof *gw->routes);
     PC_ENSURE(gw->routes != NULL, PC_ERR_INTERNAL, "out of memory");
     for (size_t i = 0; i < cfg->n_gw_routes; i++) {

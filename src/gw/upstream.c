@@ -106,12 +106,24 @@ static SSL_CTX *client_ctx(const pc_upstream_config *up)
         SSL_CTX_free(ctx);
         return NULL;
     }
+    /* A client certificate, for an upstream that authenticates us by mTLS
+     * (the remote AS's introspection endpoint, RFC 8705 §2). */
+    if (up->cert_file && (SSL_CTX_use_certificate_chain_file(ctx, up->cert_file) != 1 ||
+                          SSL_CTX_use_PrivateKey_file(ctx, up->key_file, SSL_FILETYPE_PEM) != 1 ||
+                          SSL_CTX_check_private_key(ctx) != 1)) {
+        pc_log_msg(PC_LOG_ERROR, "upstream_cert_failed", "upstream %s: cannot load cert %s / key %s",
+                   up->name, up->cert_file, up->key_file);
+        ERR_clear_error();
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     return ctx;
 }
 
 static void make_key(const pc_upstream_config *up, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "%s|%s|%u|%u|%u", up->url, up->ca_file ? up->ca_file : "",
+    snprintf(buf, cap, "%s|%s|%s|%u|%u|%u", up->url, up->ca_file ? up->ca_file : "",
+             up->cert_file ? up->cert_file : "",
              (unsigned)up->connect_timeout_ms, (unsigned)up->timeout_ms, (unsigned)up->max_idle);
 }
 

@@ -267,6 +267,33 @@ static void test_remote_as(void **state)
     assert_int_equal(cfg->gw.remote_refresh_ms, 600000);
     assert_int_equal(cfg->gw.remote_min_refetch_ms, 10000);
     pc_config_free(cfg);
+    cfg = parse_ok(MIN_SERVER
+                   "gateway:\n"
+                   "  remote_as:\n"
+                   "    issuer: https://as.example.com\n"
+                   "    jwks_url: https://as.example.com/jwks\n"
+                   "    ca: ca.pem\n"
+                   "    introspection:\n"
+                   "      url: https://as.example.com/introspect\n"
+                   "      client_id: gw-1\n"
+                   "      cert: gw.pem\n"
+                   "      key: gw.key\n");
+    assert_true(cfg->gw.introspect);
+    assert_string_equal(cfg->gw.introspection.base_path, "/introspect");
+    assert_string_equal(cfg->gw.introspection.ca_file, "ca.pem");
+    assert_string_equal(cfg->gw.introspection.cert_file, "gw.pem");
+    assert_string_equal(cfg->gw.introspection_client_id, "gw-1");
+    assert_int_equal(cfg->gw.introspection_cache_ms, 5000);
+    pc_config_free(cfg);
+    expect_err(MIN_SERVER "gateway:\n  remote_as: {issuer: 'https://a', jwks_url: 'https://a/j', "
+               "ca: c, introspection: {url: 'http://127.0.0.1/i', client_id: x, cert: c, key: k}}\n",
+               "t.yaml:7:");
+    expect_err(MIN_SERVER "gateway:\n  remote_as: {issuer: 'https://a', jwks_url: 'https://a/j', "
+               "ca: c, introspection: {url: 'https://a/i', client_id: 'a b', cert: c, key: k}}\n",
+               "t.yaml:7:");
+    expect_err(MIN_SERVER "gateway:\n  remote_as: {issuer: 'https://a', jwks_url: 'https://a/j', "
+               "ca: c, introspection: {url: 'https://a/i', client_id: x}}\n",
+               "t.yaml:7:");
     expect_err(MIN_SERVER "gateway:\n  remote_as: {issuer: 'https://a'}\n",
                "t.yaml:7:14: gateway.remote_as: missing required key \"jwks_url\"");
     expect_err(MIN_SERVER "gateway:\n  remote_as: {issuer: 'https://a', jwks_url: 'https://a/jwks'}\n",

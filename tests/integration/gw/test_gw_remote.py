@@ -144,3 +144,41 @@ def test_reload_cannot_change_remote_as(pair, pki):
     assert H.wait_until(lambda: len(g.events("reload_failed")) > before), g.diagnostics()
     # the running config still serves
     assert call(g, pki, "/accounts/a", tok).status == 200
+
+
+@pytest.fixture
+def pair_introspect(make_server, keys, demo, pki):
+    a = start_plain_as(make_server, keys)
+    bob_pem, bob_key = pki.cert("bob")
+    g = start_remote_gateway(make_server, a, demo, introspection={
+        "url": a.issuer + "/introspect", "client_id": "bob-client",
+        "cert": str(bob_pem), "key": str(bob_key), "cache": "1s"})
+    return a, g
+
+
+def test_introspection_sees_revocation(pair_introspect, pki):
+    a, g = pair_introspect
+    tok = a.access_token(a.token_mtls())
+    wait_ok(g, pki, tok)
+    assert call(g, pki, "/accounts/b", tok).status == 200   # cached answer
+    rv = a.post("/revoke", {"token": tok, "client_id": "mtls-client"}, client="alice")
+    assert rv.status == 200, rv
+    time.sleep(1.2)   # past the 1 s introspection cache
+    r = call(g, pki, "/accounts/a", tok)
+    assert r.status == 401, r
+    assert "not active" in challenge(r, "Bearer"), r
+    # introspection requests reached the AS, authenticated as bob-client
+    time.sleep(1.2)
+    assert [e for e in a.srv.events("access") if e.get("path") == "/introspect"
+            and e.get("status") == 200]
+
+
+def test_introspection_fails_closed(pair_introspect, pki):
+    a, g = pair_introspect
+    tok = a.access_token(a.token_mtls())
+    other = a.access_token(a.token_mtls())
+    wait_ok(g, pki, tok)
+    a.srv.stop()
+    r = call(g, pki, "/accounts/a", other)
+    assert r.status == 503, r
+    assert r.header("x-fapi-interaction-id")
