@@ -92,13 +92,6 @@ static void fail(exchange *x, int status, const char *reason, const char *detail
 
 /* ---- the upstream's answer ---------------------------------------------------- */
 
-static bool header_safe(const char *v)
-{
-    for (; *v; v++)
-        if ((unsigned char)*v < 0x20 && *v != '\t') return false;
-    return true;
-}
-
 /* Copy the upstream's headers we pass on. A first pass checks size and
  * safety, so that on failure nothing of the upstream's has been added and
  * the 502 carries none of its content. */
@@ -109,7 +102,7 @@ static bool copy_headers(pc_request *r, struct evhttp_request *u, const char **c
     pc_str connection = conn ? pc_str_c(conn) : PC_STR_NULL;
     size_t used = 0;
     *ctype = evhttp_find_header(in, "Content-Type");
-    if (*ctype && !header_safe(*ctype)) return false;
+    if (*ctype && !pc_gw_header_value_safe(*ctype)) return false;
     for (int pass = 0; pass < 2; pass++) {
         for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next) {
             pc_str name = pc_str_c(kv->key);
@@ -119,7 +112,7 @@ static bool copy_headers(pc_request *r, struct evhttp_request *u, const char **c
                 continue;
             }
             used += name.len + strlen(kv->value) + 4;
-            if (used > PC_GW_MAX_RESPONSE_HEADER_BYTES || !header_safe(kv->value)) return false;
+            if (used > PC_GW_MAX_RESPONSE_HEADER_BYTES || !pc_gw_header_value_safe(kv->value)) return false;
         }
     }
     return true;

@@ -80,6 +80,13 @@ bool pc_gw_forward_response_header(pc_str name, pc_str connection)
     return true;
 }
 
+bool pc_gw_header_value_safe(const char *v)
+{
+    for (; *v; v++)
+        if (((unsigned char)*v < 0x20 && *v != '\t') || *v == 0x7f) return false;
+    return true;
+}
+
 bool pc_gw_interaction_id_ok(pc_str id)
 {
     if (id.len == 0 || id.len > PC_GW_MAX_INTERACTION_ID) return false;

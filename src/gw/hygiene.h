@@ -42,6 +42,10 @@ bool pc_gw_forward_request_header(pc_str name, pc_str connection, pc_str cert_he
  * x-fapi-interaction-id (ours is authoritative). */
 bool pc_gw_forward_response_header(pc_str name, pc_str connection);
 
+/* No control characters but HTAB (RFC 9110 §5.5 field-value): a value
+ * that may be copied into a header in either direction. */
+bool pc_gw_header_value_safe(const char *v);
+
 /* 1..PC_GW_MAX_INTERACTION_ID characters of [A-Za-z0-9-]. */
 bool pc_gw_interaction_id_ok(pc_str id);
 /* A random (version 4) UUID, lower-case hex. */

@@ -11,13 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool header_safe(const char *v)
-{
-    for (; *v; v++)
-        if ((unsigned char)*v < 0x20 && *v != '\t') return false;
-    return true;
-}
-
 static void add_header(struct evkeyvalq *h, const char *name, pc_str v)
 {
     char buf[2048];
@@ -26,7 +19,7 @@ static void add_header(struct evkeyvalq *h, const char *name, pc_str v)
     buf[v.len] = '\0';
     /* evhttp refuses CR and LF itself; claims are signed by our AS, but a
      * header is still no place for control characters. */
-    if (header_safe(buf)) evhttp_add_header(h, name, buf);
+    if (pc_gw_header_value_safe(buf)) evhttp_add_header(h, name, buf);
 }
 
 static void add_identity(struct evkeyvalq *out, const pc_gw_identity *id)
