@@ -16,6 +16,7 @@
 #define PC_GW_INTERNAL_H
 
 #include "core/config.h"
+#include "core/limits.h"
 #include "core/replay.h"
 #include "gw/authz.h"
 #include "gw/gw.h"
@@ -32,10 +33,11 @@
 /* Trusted proxy ranges kept per runtime. */
 #define PC_GW_MAX_PROXIES 64
 /* Response header bytes we copy from an upstream. The server core keeps a
- * request's extra response headers in 2 KiB (net/internal.h) and we add
- * x-fapi-interaction-id and, on refusals, WWW-Authenticate; an upstream
+ * request's extra response headers up to PC_MAX_RESPONSE_HEADER_BYTES
+ * (core/limits.h); we leave 1 KiB of that for what the gateway adds
+ * (x-fapi-interaction-id, WWW-Authenticate, Cache-Control). An upstream
  * sending more gets a 502 rather than a truncated or refused answer. */
-#define PC_GW_MAX_RESPONSE_HEADER_BYTES 1536u
+#define PC_GW_MAX_RESPONSE_HEADER_BYTES (PC_MAX_RESPONSE_HEADER_BYTES - 1024u)
 
 /* Kept across reloads (net/module.h): a SIGHUP must not reopen a DPoP
  * replay window or change the nonce secret under clients' feet. */

@@ -67,7 +67,10 @@ def faulty(make_server, keys, demo, slow):
         "cut": RawUpstream(lambda req: b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort"),
         "dropper": RawUpstream(lambda req: OK, close=True),
         "huge_headers": RawUpstream(lambda req: b"HTTP/1.1 200 OK\r\n" + b"".join(
-            b"X-H%d: %s\r\n" % (i, b"v" * 100) for i in range(30)) + b"Content-Length: 0\r\n\r\n",
+            b"X-H%d: %s\r\n" % (i, b"v" * 100) for i in range(150)) + b"Content-Length: 0\r\n\r\n",
+            close=False),
+        "many_headers": RawUpstream(lambda req: b"HTTP/1.1 200 OK\r\n" + b"".join(
+            b"X-H%d: %s\r\n" % (i, b"v" * 100) for i in range(40)) + b"Content-Length: 2\r\n\r\nok",
             close=False),
         "split": RawUpstream(lambda req: b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Evil: a\r\n"
                              b"\r\nok", close=False),
@@ -109,6 +112,15 @@ def test_upstream_headers_too_large_is_502(faulty):
     r = g.call("/huge_headers")
     assert r.status == 502, r
     assert r.header("x-h0") is None
+
+
+def test_upstream_headers_up_to_the_limit_passed(faulty):
+    """4 KiB of upstream headers pass (the core's response headers grow to
+    16 KiB); 16 KiB do not (above)."""
+    g, _ = faulty
+    r = g.call("/many_headers")
+    assert r.status == 200 and r.body == b"ok", r
+    assert r.header("x-h39") == "v" * 100
 
 
 def test_upstream_headers_passed(faulty):
