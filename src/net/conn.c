@@ -91,15 +91,20 @@ static void conn_free(pc_conn *c)
     if (w->draining && w->n_conns == 0) event_base_loopexit(w->base, NULL);
 }
 
-/* Allocate buffers and the parser from the connection's runtime. */
+/* Size the input buffer and make the parser from the connection's
+ * runtime. The buffer itself is allocated when there is something to read
+ * and released while the connection is idle (see finish_request): 10,000
+ * idle keep-alive connections must not hold 32 KiB each. */
 static bool conn_buffers(pc_conn *c)
 {
     const pc_limits_config *lim = &c->rt->cfg->limits;
     size_t cap = (size_t)lim->max_header_bytes + READ_CHUNK;
     if (cap < c->in_len) cap = c->in_len; /* keep pipelined bytes */
-    char *in = realloc(c->in, cap);
-    if (in == NULL) return false;
-    c->in = in;
+    if (c->in != NULL) {
+        char *in = realloc(c->in, cap);
+        if (in == NULL) return false;
+        c->in = in;
+    }
     c->in_cap = cap;
     if (c->rx_ready) pc_http_rx_free(&c->rx);
     c->rx_ready = pc_ok(pc_http_rx_init(&c->rx, lim));
@@ -456,6 +461,10 @@ static bool read_step(pc_conn *c)
             respond_error(c, 431, "buffer_full", "request head too large");
             return true;
         }
+        if (c->in == NULL && (c->in = malloc(c->in_cap)) == NULL) {
+            c->state = CONN_CLOSING; /* out of memory: drop, do not half-answer */
+            return true;
+        }
         int n = SSL_read(c->ssl, c->in + c->in_len, (int)(c->in_cap - c->in_len));
         if (n > 0) {
             c->in_len += (size_t)n;
@@ -488,9 +497,18 @@ static void finish_request(pc_conn *c)
         c->state = CONN_CLOSING;
         return;
     }
-    /* Keep pipelined bytes: move them to the front for the next request. */
+    /* Keep pipelined bytes: move them to the front for the next request.
+     * With none, give the buffers back while the connection idles. */
     size_t rest = c->in_len - c->parse_off;
-    if (rest) memmove(c->in, c->in + c->parse_off, rest);
+    if (rest) {
+        memmove(c->in, c->in + c->parse_off, rest);
+    } else {
+        free(c->in);
+        c->in = NULL;
+        free(c->out);
+        c->out = NULL;
+        c->out_cap = 0;
+    }
     c->in_len = rest;
     c->parse_off = 0;
     pc_http_rx_reset(&c->rx);
@@ -590,9 +608,11 @@ static void conn_run(pc_conn *c)
             go_on = write_step(c);
             break;
         case CONN_HANDLING:
-            /* The handler answers later; stop reading meanwhile so that
-             * pipelined bytes wait in the socket. */
-            set_interest(c, false, false);
+            /* The handler answers later. Reading stops meanwhile, so that
+             * pipelined bytes wait in the socket, but lazily: the read
+             * event is removed only if it fires (on_event), which saves
+             * two epoll_ctl calls per proxied request. */
+            if (c->write_armed) set_interest(c, c->read_armed, false);
             go_on = false;
             break;
         case CONN_CLOSING:
@@ -610,8 +630,14 @@ static void conn_run(pc_conn *c)
 static void on_event(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
-    (void)what;
-    conn_run(arg);
+    pc_conn *c = arg;
+    if (c->state == CONN_HANDLING) {
+        /* Bytes arrived while a handler owns the request: stop listening
+         * until it answers (see CONN_HANDLING in conn_run). */
+        if (what & EV_READ) set_interest(c, false, c->write_armed);
+        return;
+    }
+    conn_run(c);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)

@@ -237,8 +237,9 @@ void pc_http_rx_reset(pc_http_rx *rx)
     rx->seen_cl = rx->seen_te = rx->seen_host = false;
     rx->error_status = 0;
     rx->error_reason = NULL;
-    /* Keep a small body buffer between requests; drop a large one. */
-    if (rx->body_cap > 64 * 1024) {
+    /* Drop the body buffer between requests: an idle connection holds
+     * nothing it does not need. */
+    if (rx->body_cap > 0) {
         free(rx->body);
         rx->body = NULL;
         rx->body_cap = 0;

@@ -78,8 +78,10 @@ static pc_result configure(SSL_CTX *ctx, const pc_tls_config *cfg)
      * OpenSSL rebuilds the server chain from the client-CA store on every
      * handshake when that store holds our issuer (measured: +240 us per
      * handshake, bench/README.md), as nginx also avoids. */
+    /* RELEASE_BUFFERS: OpenSSL frees a connection's record buffers while
+     * it is idle, as nginx has it (idle keep-alive memory, bench/gw). */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                              SSL_MODE_NO_AUTO_CHAIN);
+                              SSL_MODE_NO_AUTO_CHAIN | SSL_MODE_RELEASE_BUFFERS);
     /* Read whole TLS records in one read(2) (PERF-NOTES: 5.8 -> 5.5 us). */
     SSL_CTX_set_read_ahead(ctx, 1);
 
