@@ -323,9 +323,14 @@ void pc_gw_exchange_start(pc_request *r, const pc_gw_route *rt, const pc_gw_iden
         pc_gw_respond_problem(r, iid, 502, "upstream_pool", "out of memory");
         return;
     }
-    int tn = snprintf(x->target, sizeof x->target, "%s%.*s", rt->up->base_path,
-                      (int)h->target.len, h->target.ptr);
-    if (!method_type(h->method, &x->type) || tn < 0 || (size_t)tn >= sizeof x->target) {
+    size_t blen = strlen(rt->up->base_path);
+    bool fits = blen + h->target.len < sizeof x->target;
+    if (fits) {
+        memcpy(x->target, rt->up->base_path, blen);
+        memcpy(x->target + blen, h->target.ptr, h->target.len);
+        x->target[blen + h->target.len] = '\0';
+    }
+    if (!method_type(h->method, &x->type) || !fits) {
         free(x);
         pc_gw_respond_problem(r, iid, 501, "method_not_proxied", "this method is not proxied");
         return;

@@ -3,7 +3,6 @@
 
 #include <openssl/rand.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
 static bool has_prefix_ci(pc_str s, const char *prefix)
@@ -110,8 +109,13 @@ void pc_gw_uuid4(char out[PC_GW_UUID_BUF])
     }
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 (RFC 9562 §5.4) */
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* variant 10 */
-    snprintf(out, PC_GW_UUID_BUF,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    /* 8-4-4-4-12 hex digits; formatted by hand (this runs per request). */
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < sizeof b; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[o] = '\0';
 }

@@ -42,7 +42,9 @@ struct pc_gw_upconn {
 
 typedef struct pc_gw_pool {
     struct pc_gw_pool *next;
-    char *key;                  /* owned */
+    char *key;                  /* owned: for logs */
+    char *url, *ca_file, *cert_file; /* owned copies: what makes connections interchangeable */
+    uint32_t connect_ms, timeout_ms;
     char *host;                 /* owned */
     uint16_t port;
     bool https;
@@ -71,6 +73,9 @@ static void pool_free(pc_gw_pool *p)
     free(p->conns);
     SSL_CTX_free(p->ssl_ctx);
     free(p->key);
+    free(p->url);
+    free(p->ca_file);
+    free(p->cert_file);
     free(p->host);
     free(p);
 }
@@ -127,6 +132,18 @@ static void make_key(const pc_upstream_config *up, char *buf, size_t cap)
              (unsigned)up->connect_timeout_ms, (unsigned)up->timeout_ms, (unsigned)up->max_idle);
 }
 
+static bool same_or_both_null(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static bool pool_matches(const pc_gw_pool *p, const pc_upstream_config *up)
+{
+    return p->connect_ms == up->connect_timeout_ms && p->timeout_ms == up->timeout_ms &&
+           p->cap == up->max_idle && strcmp(p->url, up->url) == 0 &&
+           same_or_both_null(p->ca_file, up->ca_file) && same_or_both_null(p->cert_file, up->cert_file);
+}
+
 static pc_gw_pool *pool_find(struct event_base *base, const pc_upstream_config *up)
 {
     (void)pthread_once(&pools_once, pools_init);
@@ -138,13 +155,20 @@ static pc_gw_pool *pool_find(struct event_base *base, const pc_upstream_config *
             return NULL;
         }
     }
+    /* The common case, the pool this upstream used last on this worker,
+     * is found without formatting a key: compare the fields instead. */
+    for (pc_gw_pool *p = wp->head; p; p = p->next)
+        if (p->base == base && pool_matches(p, up)) return p;
     char key[2048];
     make_key(up, key, sizeof key);
-    for (pc_gw_pool *p = wp->head; p; p = p->next)
-        if (p->base == base && strcmp(p->key, key) == 0) return p;
     pc_gw_pool *p = calloc(1, sizeof *p);
     if (p == NULL) return NULL;
     p->key = strdup(key);
+    p->url = strdup(up->url);
+    p->ca_file = up->ca_file ? strdup(up->ca_file) : NULL;
+    p->cert_file = up->cert_file ? strdup(up->cert_file) : NULL;
+    p->connect_ms = up->connect_timeout_ms;
+    p->timeout_ms = up->timeout_ms;
     p->host = strdup(up->host);
     p->port = up->port;
     p->https = up->https;
@@ -153,7 +177,8 @@ static pc_gw_pool *pool_find(struct event_base *base, const pc_upstream_config *
     p->cap = up->max_idle;
     p->conns = calloc(p->cap, sizeof *p->conns);
     if (p->https) p->ssl_ctx = client_ctx(up);
-    if (!p->key || !p->host || !p->conns || (p->https && !p->ssl_ctx)) {
+    if (!p->key || !p->url || !p->host || !p->conns || (up->ca_file && !p->ca_file) ||
+        (up->cert_file && !p->cert_file) || (p->https && !p->ssl_ctx)) {
         pool_free(p);
         return NULL;
     }
