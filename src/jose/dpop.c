@@ -4,6 +4,8 @@
 #include "jose/jws.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <math.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -193,14 +195,83 @@ static pc_result check_claims(const pc_jws *jws, const pc_dpop_check *chk, pc_dp
     return PC_OK;
 }
 
+/* Proof keys, cached per thread by RFC 7638 thumbprint. A client signs
+ * every proof with the same key, and building an EVP_PKEY from a JWK
+ * costs several microseconds; more, a stable key object lets the verify
+ * context be reused too (jose/pkey_ctx.c). The thumbprint covers exactly
+ * the members that define the key, so a hit is the same key; the members
+ * it does not cover are checked on every proof (no private parts). */
+#define KEY_CACHE 64
+
+typedef struct key_entry {
+    char thumb[PC_JWK_THUMBPRINT_BUF];
+    pc_jwk jwk;
+} key_entry;
+
+typedef struct key_cache {
+    key_entry e[KEY_CACHE];
+    unsigned next;
+} key_cache;
+
+static pthread_key_t key_cache_tls;
+static pthread_once_t key_cache_once = PTHREAD_ONCE_INIT;
+
+static void key_cache_destroy(void *p)
+{
+    key_cache *kc = p;
+    for (size_t i = 0; i < KEY_CACHE; i++) pc_jwk_clear(&kc->e[i].jwk);
+    free(kc);
+}
+
+static void key_cache_init(void) { (void)pthread_key_create(&key_cache_tls, key_cache_destroy); }
+
+static bool has_private_members(const json_t *jwk)
+{
+    static const char *const priv[] = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"};
+    for (size_t i = 0; i < sizeof priv / sizeof priv[0]; i++)
+        if (json_object_get(jwk, priv[i])) return true;
+    return false;
+}
+
+/* The key of a proof's jwk header, from the cache or parsed and cached.
+ * The returned key is owned by the cache (valid until this thread's next
+ * lookup evicts it, which cannot happen during one verification). */
+static pc_result proof_key(const json_t *hjwk, const pc_jwk **out)
+{
+    PC_ENSURE(!has_private_members(hjwk), PC_ERR_PROTO,
+              "jwk holds private key members; a DPoP proof carries the public key only");
+    char thumb[PC_JWK_THUMBPRINT_BUF];
+    PC_GUARD(pc_jwk_thumbprint_json(hjwk, thumb));
+    pthread_once(&key_cache_once, key_cache_init);
+    key_cache *kc = pthread_getspecific(key_cache_tls);
+    if (kc == NULL) {
+        kc = calloc(1, sizeof *kc);
+        PC_ENSURE(kc != NULL && pthread_setspecific(key_cache_tls, kc) == 0, PC_ERR_INTERNAL,
+                  "out of memory");
+    }
+    for (size_t i = 0; i < KEY_CACHE; i++)
+        if (kc->e[i].jwk.pkey && strcmp(kc->e[i].thumb, thumb) == 0) {
+            *out = &kc->e[i].jwk;
+            return PC_OK;
+        }
+    pc_jwk jwk;
+    PC_GUARD(pc_jwk_from_json(hjwk, PC_JWK_PUBLIC_ONLY, &jwk));
+    key_entry *v = &kc->e[kc->next];
+    kc->next = (kc->next + 1) % KEY_CACHE;
+    pc_jwk_clear(&v->jwk);
+    v->jwk = jwk;
+    memcpy(v->thumb, jwk.thumbprint, sizeof v->thumb);
+    *out = &v->jwk;
+    return PC_OK;
+}
+
 pc_result pc_dpop_verify(pc_str proof, const pc_dpop_check *chk, pc_dpop_proof *out)
 {
     memset(out, 0, sizeof *out);
     pc_jws jws;
     pc_result r = pc_jws_parse(proof, &jws);
     if (!pc_ok(r)) return pc_fail(PC_ERR_PROTO, "DPoP proof is not a valid JWS: %s", pc_errmsg());
-    pc_jwk jwk;
-    memset(&jwk, 0, sizeof jwk);
+    const pc_jwk *jwk = NULL;
     const json_t *hjwk = json_object_get(jws.header, "jwk");
     if (jws.typ == NULL || strcmp(jws.typ, "dpop+jwt") != 0)
         r = pc_fail(PC_ERR_PROTO, "DPoP proof typ must be dpop+jwt");
@@ -208,14 +279,14 @@ pc_result pc_dpop_verify(pc_str proof, const pc_dpop_check *chk, pc_dpop_proof *
         r = pc_fail(PC_ERR_PROTO, "DPoP proof alg %s is not allowed", pc_jws_alg_name(jws.alg));
     else if (!json_is_object(hjwk))
         r = pc_fail(PC_ERR_PROTO, "DPoP proof header has no jwk");
-    else if (!pc_ok(r = pc_jwk_from_json(hjwk, PC_JWK_PUBLIC_ONLY, &jwk)))
+    else if (!pc_ok(r = proof_key(hjwk, &jwk)) || jwk == NULL)
         r = pc_fail(PC_ERR_PROTO, "DPoP proof jwk: %s", pc_errmsg());
-    else if (!pc_ok(pc_jws_verify(&jws, jwk.pkey, chk->allowed_algs)))
+    else if (!pc_ok(pc_jws_verify(&jws, jwk->pkey, chk->allowed_algs)))
         r = pc_fail(PC_ERR_PROTO, "DPoP proof signature does not verify");
-    else
+    else {
+        memcpy(out->jkt, jwk->thumbprint, sizeof out->jkt);
         r = check_claims(&jws, chk, out);
-    if (pc_ok(r)) memcpy(out->jkt, jwk.thumbprint, sizeof out->jkt);
-    pc_jwk_clear(&jwk);
+    }
     pc_jws_clear(&jws);
     return r;
 }

@@ -13,9 +13,10 @@
 
 #include <openssl/evp.h>
 
-/* Contexts per thread: the active signing key plus a handful of client
- * and DPoP keys in flight. */
-#define PC_PKEY_CTX_CACHE 16
+/* Contexts per thread: the active signing key plus the client and DPoP
+ * keys in flight (DPoP keys come from the per-thread proof-key cache of
+ * the same size, so their contexts are reused too). */
+#define PC_PKEY_CTX_CACHE 64
 
 typedef enum pc_pkey_op { PC_PKEY_SIGN = 0, PC_PKEY_VERIFY = 1 } pc_pkey_op;
 
