@@ -86,6 +86,19 @@ bool pc_gw_header_value_safe(const char *v)
     return true;
 }
 
+bool pc_gw_forwarded_for_ok(pc_str v)
+{
+    if (v.len == 0 || v.len > PC_GW_MAX_FORWARDED_FOR) return false;
+    bool digit = false;
+    for (size_t i = 0; i < v.len; i++) {
+        char c = v.ptr[i];
+        bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+        if (!hex && c != '.' && c != ':' && c != ',' && c != ' ') return false;
+        digit |= hex;
+    }
+    return digit;
+}
+
 bool pc_gw_interaction_id_ok(pc_str id)
 {
     if (id.len == 0 || id.len > PC_GW_MAX_INTERACTION_ID) return false;

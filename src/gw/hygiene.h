@@ -18,6 +18,8 @@
 /* FAPI x-fapi-interaction-id: we echo what the client sent if it looks
  * like an identifier (a UUID is 36 characters); otherwise we make one. */
 #define PC_GW_MAX_INTERACTION_ID 64
+/* Longest X-Forwarded-For we accept from a trusted proxy. */
+#define PC_GW_MAX_FORWARDED_FOR 512
 /* Buffer for a generated UUID (36 characters + NUL). */
 #define PC_GW_UUID_BUF 37
 
@@ -45,6 +47,10 @@ bool pc_gw_forward_response_header(pc_str name, pc_str connection);
 /* No control characters but HTAB (RFC 9110 §5.5 field-value): a value
  * that may be copied into a header in either direction. */
 bool pc_gw_header_value_safe(const char *v);
+
+/* A plausible X-Forwarded-For: 1..PC_GW_MAX_FORWARDED_FOR characters of
+ * hex digits, '.', ':', ',' and spaces (IP literals and separators). */
+bool pc_gw_forwarded_for_ok(pc_str v);
 
 /* 1..PC_GW_MAX_INTERACTION_ID characters of [A-Za-z0-9-]. */
 bool pc_gw_interaction_id_ok(pc_str id);

@@ -30,6 +30,25 @@ static void add_identity(struct evkeyvalq *out, const pc_gw_identity *id)
     if (id->x5t[0]) add_header(out, "X-Portcullis-Cert-Thumbprint", pc_str_c(id->x5t));
 }
 
+/* X-Forwarded-For is the TCP peer. Behind a trusted TLS-terminating proxy
+ * (gateway.client_cert_header, from a trusted_proxies address) the
+ * proxy's own well-formed X-Forwarded-For is kept in front of it, so the
+ * upstream still sees the real client; from anyone else it was dropped. */
+static void add_forwarded_for(pc_request *r, const pc_gw_route *rt, struct evkeyvalq *out)
+{
+    const pc_gw *gw = rt->gw;
+    pc_str peer = pc_str_c(pc_request_peer_ip(r));
+    pc_str in = pc_http_header(pc_request_http(r), "x-forwarded-for");
+    if (!gw->cfg->gw.client_cert_header || in.ptr == NULL || !pc_gw_forwarded_for_ok(in) ||
+        !pc_gw_trusted_peer(gw, pc_request_peer_addr(r))) {
+        add_header(out, "X-Forwarded-For", peer);
+        return;
+    }
+    char buf[PC_GW_MAX_FORWARDED_FOR + 64];
+    int n = snprintf(buf, sizeof buf, "%.*s, %.*s", (int)in.len, in.ptr, (int)peer.len, peer.ptr);
+    if (n > 0 && (size_t)n < sizeof buf) add_header(out, "X-Forwarded-For", (pc_str){buf, (size_t)n});
+}
+
 void pc_gw_build_upstream_headers(pc_request *r, const pc_gw_route *rt, const pc_gw_identity *id,
                                   const char *iid, struct evkeyvalq *out)
 {
@@ -52,7 +71,7 @@ void pc_gw_build_upstream_headers(pc_request *r, const pc_gw_route *rt, const pc
     snprintf(host, sizeof host, "%s%s%s:%u", v6 ? "[" : "", up->host, v6 ? "]" : "",
              (unsigned)up->port);
     evhttp_add_header(out, "Host", host);
-    add_header(out, "X-Forwarded-For", pc_str_c(pc_request_peer_ip(r)));
+    add_forwarded_for(r, rt, out);
     evhttp_add_header(out, "X-Forwarded-Proto", "https");
     if (h->host.len) add_header(out, "X-Forwarded-Host", h->host);
     add_header(out, "X-Request-Id", pc_str_c(pc_request_id(r)));

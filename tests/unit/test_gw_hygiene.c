@@ -126,6 +126,23 @@ static void test_header_value_safe(void **state)
     assert_false(pc_gw_header_value_safe("\x01"));
 }
 
+static void test_forwarded_for(void **state)
+{
+    (void)state;
+    assert_true(pc_gw_forwarded_for_ok(S("203.0.113.7")));
+    assert_true(pc_gw_forwarded_for_ok(S("203.0.113.7, 10.0.0.1")));
+    assert_true(pc_gw_forwarded_for_ok(S("2001:db8::1, 10.0.0.1")));
+    assert_false(pc_gw_forwarded_for_ok(S("")));
+    assert_false(pc_gw_forwarded_for_ok(S(", ,")));
+    assert_false(pc_gw_forwarded_for_ok(S("unknown")));
+    assert_false(pc_gw_forwarded_for_ok(S("1.2.3.4\r\nX-Evil: 1")));
+    assert_false(pc_gw_forwarded_for_ok(S("1.2.3.4;x")));
+    char big[PC_GW_MAX_FORWARDED_FOR + 1];
+    memset(big, '1', sizeof big);
+    assert_false(pc_gw_forwarded_for_ok((pc_str){big, sizeof big}));
+    assert_true(pc_gw_forwarded_for_ok((pc_str){big, sizeof big - 1}));
+}
+
 static void test_uuid4(void **state)
 {
     (void)state;
@@ -151,6 +168,7 @@ int main(void)
         cmocka_unit_test(test_response_headers),
         cmocka_unit_test(test_interaction_id),
         cmocka_unit_test(test_header_value_safe),
+        cmocka_unit_test(test_forwarded_for),
         cmocka_unit_test(test_uuid4),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -163,6 +163,18 @@ def test_client_cert_header_from_trusted_proxy(fresh_gw, pki):
     assert r.status == 200, r
     assert seen(r)["x-portcullis-cert-thumbprint"] == [H.x5t_s256_of_pem(pki.cert("alice")[0])]
     assert "client-cert" not in seen(r)
+    # the trusted proxy's X-Forwarded-For is kept in front of its address
+    with H.tls_connect(g.port, pki, host="127.0.0.1", source="127.0.0.2") as c:
+        r = g.call("/accounts/a", token=tok, conn=c,
+                   headers=hdr + [("X-Forwarded-For", "203.0.113.9")])
+    assert r.status == 200 and seen(r)["x-forwarded-for"] == ["203.0.113.9, 127.0.0.2"], r
+    # ... but not a malformed one, and never from an untrusted peer
+    with H.tls_connect(g.port, pki, host="127.0.0.1", source="127.0.0.2") as c:
+        r = g.call("/accounts/a", token=tok, conn=c,
+                   headers=hdr + [("X-Forwarded-For", "evil, 1.2.3.4")])
+    assert seen(r)["x-forwarded-for"] == ["127.0.0.2"], r
+    r = g.call("/echo/open", headers=[("X-Forwarded-For", "203.0.113.9")])
+    assert r.json()["headers"]["x-forwarded-for"] == ["127.0.0.1"], r
     # from an untrusted address the header is ignored (and stripped)
     r = g.call("/accounts/a", token=tok, headers=hdr)
     assert r.status == 401, r
