@@ -47,6 +47,8 @@ static void params_and_scope(pc_str v)
     (void)pc_gw_forward_request_header(v, v, PC_STR("Client-Cert"), true);
     (void)pc_gw_forward_response_header(v, PC_STR_NULL);
     if (pc_gw_interaction_id_ok(v) && (v.len == 0 || v.len > PC_GW_MAX_INTERACTION_ID)) abort();
+    if (pc_gw_forwarded_for_ok(v) && (memchr(v.ptr, '\r', v.len) || memchr(v.ptr, '\n', v.len)))
+        abort();
     char out[64];
     char buf[256];
     size_t n = v.len < sizeof buf - 1 ? v.len : sizeof buf - 1;
