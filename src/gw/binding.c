@@ -156,6 +156,7 @@ bool pc_gw_check_binding(pc_request *r, const pc_gw_route *rt, const char *iid, 
     }
     if (x5t != NULL && !check_mtls(r, rt, iid, x5t, id)) return false;
     if (jkt != NULL && !check_dpop(r, rt, iid, c, jkt)) return false;
+    id->dpop_nonce = jkt != NULL && rt->gw->cfg->gw.dpop_nonce;
     if (x5t == NULL) (void)pc_gw_client_x5t(r, rt->gw, id->x5t);
     return true;
 }

@@ -136,6 +136,11 @@ static void succeed(exchange *x, struct evhttp_request *u, int code)
     pc_request *r = x->r;
     char iid[sizeof x->iid];
     memcpy(iid, x->iid, sizeof iid);
+    /* RFC 9449 §8.2: a fresh nonce on every answer, so a client never has
+     * to fail a request to learn that the nonce moved on. */
+    char nonce[PC_DPOP_NONCE_LEN + 1];
+    nonce[0] = '\0';
+    if (x->id.dpop_nonce) pc_dpop_nonce_make(&x->rt->gw->sh->noncer, pc_gw_now(), nonce);
     pc_request_set_abort(r, NULL, NULL);
     if (x->in_make) x->answered_in_make = true;
     else exchange_free(x);
@@ -149,6 +154,7 @@ static void succeed(exchange *x, struct evhttp_request *u, int code)
     size_t len = evbuffer_get_length(body);
     const char *data = len ? (const char *)evbuffer_pullup(body, -1) : NULL;
     pc_response_header(r, "x-fapi-interaction-id", pc_str_c(iid));
+    if (nonce[0]) pc_response_header(r, "DPoP-Nonce", pc_str_c(nonce));
     /* pc_respond copies the body before returning; evhttp frees u after
      * this callback. */
     pc_respond(r, code, ctype, data, data ? len : 0);

@@ -72,8 +72,12 @@ bool pc_gw_forward_request_header(pc_str name, pc_str connection, pc_str cert_he
 bool pc_gw_forward_response_header(pc_str name, pc_str connection)
 {
     if (pc_gw_hop_by_hop(name) || pc_gw_connection_lists(connection, name)) return false;
+    /* Date, Content-Length and X-Request-Id are the core's; Content-Type
+     * goes separately; the interaction id and DPoP nonces are the
+     * gateway's (a client must never get a nonce we did not issue). */
     static const char *const core_set[] = {"date", "content-length", "content-type",
-                                           "x-request-id", "x-fapi-interaction-id"};
+                                           "x-request-id", "x-fapi-interaction-id",
+                                           "dpop-nonce"};
     for (size_t i = 0; i < sizeof core_set / sizeof core_set[0]; i++)
         if (pc_str_eq_lit_ci(name, core_set[i])) return false;
     return true;

@@ -40,8 +40,8 @@ bool pc_gw_forward_request_header(pc_str name, pc_str connection, pc_str cert_he
                                   bool strip_credentials);
 /* Should an upstream response header reach the client? Besides hop-by-hop
  * headers, drop what the server core sets (Date, Content-Length,
- * Content-Type is passed separately, X-Request-Id) and
- * x-fapi-interaction-id (ours is authoritative). */
+ * Content-Type is passed separately, X-Request-Id),
+ * x-fapi-interaction-id (ours is authoritative) and DPoP-Nonce (ours). */
 bool pc_gw_forward_response_header(pc_str name, pc_str connection);
 
 /* No control characters but HTAB (RFC 9110 §5.5 field-value): a value

@@ -89,7 +89,8 @@ static void test_response_headers(void **state)
 {
     (void)state;
     const char *dropped[] = {"Date", "Content-Length", "Content-Type", "X-Request-Id",
-                             "x-fapi-interaction-id", "Transfer-Encoding", "Connection"};
+                             "x-fapi-interaction-id", "Transfer-Encoding", "Connection",
+                             "DPoP-Nonce"};
     for (size_t i = 0; i < sizeof dropped / sizeof dropped[0]; i++)
         assert_false(pc_gw_forward_response_header(pc_str_c(dropped[i]), PC_STR_NULL));
     assert_true(pc_gw_forward_response_header(S("ETag"), PC_STR_NULL));

@@ -149,6 +149,11 @@ def test_dpop_nonce(fresh_gw):
     assert nonce, r
     ok = g.dpop_call(PATH, tok, proof=g.proof_for(PATH, tok, claims={"nonce": nonce}))
     assert ok.status == 200, ok
+    # every answer carries the current nonce (RFC 9449 §8.2), usable at once
+    fresh = ok.header("dpop-nonce")
+    assert fresh, ok
+    again = g.dpop_call(PATH, tok, proof=g.proof_for(PATH, tok, claims={"nonce": fresh}))
+    assert again.status == 200, again
     bad = g.dpop_call(PATH, tok, proof=g.proof_for(PATH, tok, claims={"nonce": "x" * 22}))
     dpop_err(bad, error="use_dpop_nonce")
 
