@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -311,6 +312,40 @@ void pc_respond(pc_request *r, int status, const char *content_type, const char 
     response_ready(c);
 }
 
+/* FAPI resource-server tests expect x-fapi-interaction-id on every answer:
+ * the gateway sets it on what it answers, and the core does on the
+ * refusals it makes before a handler runs (bad requests, limits, 404/405).
+ * A client's own id is echoed if it is a plausible one (1-64 of
+ * [A-Za-z0-9-], as the gateway accepts); otherwise a UUID v4 is made. */
+static void interaction_id(pc_conn *c)
+{
+    pc_str v = PC_STR_NULL;
+    if (pc_http_rx_headers_done(&c->rx)) v = pc_http_header(&c->rx.req, "x-fapi-interaction-id");
+    bool ok = v.ptr != NULL && v.len > 0 && v.len <= 64;
+    for (size_t i = 0; ok && i < v.len; i++) {
+        char ch = v.ptr[i];
+        ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+             ch == '-';
+    }
+    if (ok) {
+        pc_response_header(&c->req, "x-fapi-interaction-id", v);
+        return;
+    }
+    unsigned char b[16];
+    if (RAND_bytes(b, sizeof b) != 1) return;
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 (RFC 9562 §5.4) */
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* variant 10 */
+    static const char hex[] = "0123456789abcdef";
+    char u[37];
+    size_t o = 0;
+    for (size_t i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) u[o++] = '-';
+        u[o++] = hex[b[i] >> 4];
+        u[o++] = hex[b[i] & 15];
+    }
+    pc_response_header(&c->req, "x-fapi-interaction-id", (pc_str){u, o});
+}
+
 static void respond_error(pc_conn *c, int status, const char *reason, const char *detail)
 {
     /* Every refusal leaves a warn-level record, whatever the access log
@@ -328,6 +363,7 @@ static void respond_error(pc_conn *c, int status, const char *reason, const char
      * frame another request: always close (RFC 9112 §9.6). */
     c->close_after = true;
     c->req.error_reason = reason;
+    interaction_id(c);
     if (status == 405 && c->req.match.allow[0])
         pc_response_header(&c->req, "Allow", pc_str_c(c->req.match.allow));
     pc_respond_problem(&c->req, status, detail);
@@ -382,11 +418,13 @@ static void dispatch(pc_conn *c)
         break;
     case PC_ROUTE_METHOD_NOT_ALLOWED:
         r->error_reason = "method_not_allowed";
+        interaction_id(c);
         pc_response_header(r, "Allow", pc_str_c(r->match.allow));
         pc_respond_problem(r, 405, "this path does not accept this method");
         return;
     default:
         r->error_reason = "no_route";
+        interaction_id(c);
         pc_respond_problem(r, 404, "no route matches this path");
         return;
     }

@@ -60,6 +60,24 @@ def test_not_found(srv):
     assert_problem(srv.get("/echo-len/1/2", method="POST", body=b""), 404)
 
 
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def test_core_refusals_carry_an_interaction_id(srv):
+    # FAPI resource-server tests expect x-fapi-interaction-id on every answer,
+    # including the refusals the core makes before any handler runs.
+    r = srv.get("/nope")
+    assert r.status == 404 and UUID4.match(r.header("x-fapi-interaction-id") or ""), r
+    r = srv.get("/nope", headers={"x-fapi-interaction-id": "client-chosen-42"})
+    assert r.header("x-fapi-interaction-id") == "client-chosen-42", r
+    r = srv.get("/hello", method="DELETE", headers={"x-fapi-interaction-id": "not valid!"})
+    assert r.status == 405 and UUID4.match(r.header("x-fapi-interaction-id") or ""), r
+    r = srv.get("/a/../hello", headers={"x-fapi-interaction-id": "abc-1"})
+    assert r.status == 400 and r.header("x-fapi-interaction-id") == "abc-1", r
+    # a normal answer from a static route is the handler's business
+    assert srv.get("/hello").header("x-fapi-interaction-id") is None
+
+
 def test_method_not_allowed_lists_allow(srv):
     r = srv.get("/hello", method="POST", body=b"{}")
     doc = assert_problem(r, 405, "Method Not Allowed")
