@@ -222,30 +222,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$PKI/ca.pem" --cert "$PK
 [[ $code == 200 ]] || die "portcullis answered $code to GET /hello with the client certificate"
 
 # ---- measuring -------------------------------------------------------------------
-CLK_TCK=$(getconf CLK_TCK)
-
-proc_tree() { # pid and all its descendants
-    local p
-    echo "$1"
-    for p in $(pgrep -P "$1" 2>/dev/null || true); do proc_tree "$p"; done
-}
-
-cpu_ticks() { # utime+stime of a process tree; threads are included in their process
-    local total=0 p s f
-    for p in $(proc_tree "$1"); do
-        s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-        s=${s##*) } # the command name may hold spaces: fields after ')'
-        read -r -a f <<<"$s"
-        total=$((total + f[11] + f[12]))
-    done
-    echo "$total"
-}
-
-sys_ticks() { # "busy total" ticks of the whole machine, from /proc/stat
-    local _cpu user nice system idle iowait irq softirq steal _rest
-    read -r _cpu user nice system idle iowait irq softirq steal _rest </proc/stat
-    echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
-}
+. "$ROOT/bench/lib.sh"
 
 RUNS=$T/runs.jsonl
 : >"$RUNS"

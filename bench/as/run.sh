@@ -304,39 +304,9 @@ echo
 # machine as the servers did (other load slows signatures too); the report
 # uses the medians and shows the spread.
 SPEED_FILES=()
-measure_floor() { # tag
-    local f=$T/logs/openssl-speed-$1.txt
-    say "openssl speed -seconds $FLOOR_SECONDS ecdsap256 ($1)"
-    openssl speed -seconds "$FLOOR_SECONDS" ecdsap256 >"$f" 2>&1 || { cat "$f" >&2; die "openssl speed failed"; }
-    SPEED_FILES+=("$f")
-}
+. "$ROOT/bench/lib.sh"
+say "openssl speed -seconds $FLOOR_SECONDS ecdsap256 (before)"
 measure_floor before
-
-# ---- measuring ---------------------------------------------------------------------------------
-CLK_TCK=$(getconf CLK_TCK)
-
-proc_tree() { # pid and all its descendants
-    local p
-    echo "$1"
-    for p in $(pgrep -P "$1" 2>/dev/null || true); do proc_tree "$p"; done
-}
-
-cpu_ticks() { # utime+stime of a process tree; threads are included in their process
-    local total=0 p s f
-    for p in $(proc_tree "$1"); do
-        s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-        s=${s##*) }
-        read -r -a f <<<"$s"
-        total=$((total + f[11] + f[12]))
-    done
-    echo "$total"
-}
-
-sys_ticks() { # "busy total" ticks of the whole machine, from /proc/stat
-    local _cpu user nice system idle iowait irq softirq steal _rest
-    read -r _cpu user nice system idle iowait irq softirq steal _rest </proc/stat
-    echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
-}
 
 RUNS=$T/runs.jsonl
 : >"$RUNS"
@@ -393,6 +363,7 @@ for rep in $(seq "$REPS"); do
         ((rep % 2)) || order=$(tr ' ' '\n' <<<"$SERVERS" | tac | tr '\n' ' ')
         for server in $order; do run_one "$server" "$kase" "$rep"; done
     done
+    say "openssl speed -seconds $FLOOR_SECONDS ecdsap256 (after-rep-$rep)"
     measure_floor "after-rep-$rep"
 done
 

@@ -379,39 +379,9 @@ say "upstream :$UP_PORT (pid $UP_PID), nginx :$NG_PORT (pid $NG_PID), portcullis
 
 # ---- the crypto floor: openssl speed on this machine ---------------------------------------------
 SPEED_FILES=()
-measure_floor() { # tag
-    local f=$T/logs/openssl-speed-$1.txt
-    openssl speed -seconds "$FLOOR_SECONDS" ecdsap256 >"$f" 2>&1 || { cat "$f" >&2; die "openssl speed failed"; }
-    SPEED_FILES+=("$f")
-}
+. "$ROOT/bench/lib.sh"
 say "openssl speed -seconds $FLOOR_SECONDS ecdsap256 (before)"
 measure_floor before
-
-# ---- measuring -------------------------------------------------------------------------------------
-CLK_TCK=$(getconf CLK_TCK)
-
-proc_tree() { # pid and all its descendants
-    local p
-    echo "$1"
-    for p in $(pgrep -P "$1" 2>/dev/null || true); do proc_tree "$p"; done
-}
-
-cpu_ticks() { # utime+stime of a process tree; threads are included in their process
-    local total=0 p s f
-    for p in $(proc_tree "$1"); do
-        s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-        s=${s##*) }
-        read -r -a f <<<"$s"
-        total=$((total + f[11] + f[12]))
-    done
-    echo "$total"
-}
-
-sys_ticks() { # "busy total" ticks of the whole machine, from /proc/stat
-    local _cpu user nice system idle iowait irq softirq steal _rest
-    read -r _cpu user nice system idle iowait irq softirq steal _rest </proc/stat
-    echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
-}
 
 RUNS=$T/runs.jsonl
 : >"$RUNS"
