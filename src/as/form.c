@@ -1,15 +1,8 @@
+#include "core/str.h"
 #include "as/form.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
 
 /* Decode [p, p+n) into out; returns bytes written or -1. */
 static long decode(const char *p, size_t n, char *out)
@@ -21,7 +14,7 @@ static long decode(const char *p, size_t n, char *out)
             out[o++] = ' ';
         } else if (c == '%') {
             if (i + 2 >= n) return -1;
-            int hi = hexval((unsigned char)p[i + 1]), lo = hexval((unsigned char)p[i + 2]);
+            int hi = pc_hexval((unsigned char)p[i + 1]), lo = pc_hexval((unsigned char)p[i + 2]);
             if (hi < 0 || lo < 0) return -1;
             int b = hi * 16 + lo;
             if (b == 0) return -1;

@@ -31,14 +31,6 @@ void pc_kek_wipe(pc_kek *kek)
     if (kek != NULL) pc_wipe(kek->key, sizeof kek->key);
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
 /* 64 hex characters -> 32 bytes. where names the source in messages; the
  * value itself is never echoed. */
 static pc_result parse_hex(const char *hex, size_t len, pc_kek *out, const char *where)
@@ -47,7 +39,7 @@ static pc_result parse_hex(const char *hex, size_t len, pc_kek *out, const char 
               "%s: expected %d hex characters (a %d-byte key), got %zu characters", where,
               KEK_HEX, PC_KEK_BYTES, len);
     for (size_t i = 0; i < PC_KEK_BYTES; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        int hi = pc_hexval(hex[2 * i]), lo = pc_hexval(hex[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             pc_kek_wipe(out);
             return pc_fail(PC_ERR_USAGE, "%s: not hexadecimal (expected %d characters 0-9a-f)",

@@ -21,6 +21,14 @@ bool pc_str_eq(pc_str a, pc_str b);
 /* ASCII case-insensitive equality (header names, auth schemes). */
 bool pc_str_eq_ci(pc_str a, pc_str b);
 bool pc_str_eq_lit_ci(pc_str a, const char *lit);
+/* The value of a hex digit (either case), or -1. */
+static inline int pc_hexval(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
 /* Constant-time equality for secrets: the time depends only on the lengths. */
 bool pc_ct_eq(const void *a, size_t alen, const void *b, size_t blen);
 /* Wipe a secret so the compiler cannot elide it. */

@@ -1,4 +1,5 @@
 /* Authorization header parsing, access_token parameters, scope checks. */
+#include "core/str.h"
 #include "gw/authz.h"
 
 #include <string.h>
@@ -34,13 +35,6 @@ pc_result pc_gw_parse_authorization(pc_str value, pc_gw_scheme *scheme, pc_str *
     return PC_OK;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    c = (char)(c | 0x20);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* Percent-decode key into buf (cap bytes); false if it does not fit. */
 static bool decode_key(pc_str key, char *buf, size_t cap, size_t *len)
 {
@@ -48,9 +42,9 @@ static bool decode_key(pc_str key, char *buf, size_t cap, size_t *len)
     for (size_t k = 0; k < key.len; k++) {
         if (o == cap) return false;
         char c = key.ptr[k];
-        if (c == '%' && key.len - k >= 3 && hexval(key.ptr[k + 1]) >= 0 &&
-            hexval(key.ptr[k + 2]) >= 0) {
-            c = (char)(hexval(key.ptr[k + 1]) * 16 + hexval(key.ptr[k + 2]));
+        if (c == '%' && key.len - k >= 3 && pc_hexval(key.ptr[k + 1]) >= 0 &&
+            pc_hexval(key.ptr[k + 2]) >= 0) {
+            c = (char)(pc_hexval(key.ptr[k + 1]) * 16 + pc_hexval(key.ptr[k + 2]));
             k += 2;
         } else if (c == '+') {
             c = ' ';

@@ -1,3 +1,4 @@
+#include "core/str.h"
 #include "jose/dpop.h"
 
 #include "jose/b64url.h"
@@ -15,14 +16,6 @@
 #include <string.h>
 
 static char lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c; }
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
 
 static bool unreserved(int c)
 {
@@ -98,7 +91,7 @@ pc_result pc_dpop_normalize_url(pc_str url, char *out, size_t cap, size_t *out_l
             continue;
         }
         PC_ENSURE(p + 2 < end, PC_ERR_PROTO, "bad percent-encoding in URL");
-        int hi = hexval(p[1]), lo = hexval(p[2]);
+        int hi = pc_hexval(p[1]), lo = pc_hexval(p[2]);
         PC_ENSURE(hi >= 0 && lo >= 0, PC_ERR_PROTO, "bad percent-encoding in URL");
         int c = hi * 16 + lo;
         if (unreserved(c)) {
@@ -307,7 +300,7 @@ pc_result pc_dpop_noncer_init(pc_dpop_noncer *n, const char *file)
     PC_ENSURE(ok, PC_ERR_USAGE, "DPoP nonce secret %s: unreadable, or readable by group/others (chmod 600)",
               file);
     for (size_t i = 0; i < PC_DPOP_NONCE_SECRET; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        int hi = pc_hexval(hex[2 * i]), lo = pc_hexval(hex[2 * i + 1]);
         PC_ENSURE(hi >= 0 && lo >= 0, PC_ERR_USAGE, "DPoP nonce secret %s: expected 64 hex characters",
                   file);
         n->secret[i] = (uint8_t)(hi * 16 + lo);

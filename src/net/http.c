@@ -14,6 +14,7 @@
  *     "chunked" (RFC 9112 §6.1, §6.3: the request-smuggling vectors);
  *   - refuse a missing or repeated Host on HTTP/1.1 (RFC 9112 §3.2);
  *   - bound the body (413), declared or chunked. */
+#include "core/str.h"
 #include "net/http.h"
 
 #include "core/limits.h"
@@ -357,14 +358,6 @@ pc_str pc_http_header(const pc_http_req *req, const char *name)
     return PC_STR_NULL;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 bool pc_http_path_is_safe(pc_str path)
 {
     if (path.len == 0 || path.ptr[0] != '/') return false;
@@ -372,7 +365,7 @@ bool pc_http_path_is_safe(pc_str path)
     for (size_t i = 0; i <= path.len; i++) {
         if (i < path.len && path.ptr[i] == '%') {
             if (i + 2 >= path.len) return false;
-            int hi = hexval(path.ptr[i + 1]), lo = hexval(path.ptr[i + 2]);
+            int hi = pc_hexval(path.ptr[i + 1]), lo = pc_hexval(path.ptr[i + 2]);
             if (hi < 0 || lo < 0) return false;
             int c = hi * 16 + lo;
             /* An encoded separator or NUL would let the upstream see a

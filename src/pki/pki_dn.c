@@ -18,6 +18,7 @@
  * get a message saying so. Spaces around ',' and '=' are skipped, as
  * OpenSSL's one-line form ("CN = x, O = y") has them; a value's own leading
  * or trailing space must be escaped, as §2.4 says. */
+#include "core/str.h"
 #include "pki/pki_internal.h"
 
 #include <openssl/objects.h>
@@ -94,20 +95,12 @@ static pc_result parse_type(struct dn_cursor *c, const struct dn_type **out)
     return PC_OK;
 }
 
-static int hex_value(char ch)
-{
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
 /* One "pair" (RFC 4514 §3): c->p is on the backslash. */
 static pc_result parse_escape(struct dn_cursor *c, char *out)
 {
     const char *esc = c->p++;
-    int hi = hex_value(c->p[0]);
-    int lo = hi < 0 ? -1 : hex_value(c->p[1]);
+    int hi = pc_hexval((unsigned char)c->p[0]);
+    int lo = hi < 0 ? -1 : pc_hexval((unsigned char)c->p[1]);
     if (lo >= 0) {
         /* A hexpair is one byte of the UTF-8 value, e.g. "\C3\A9". */
         PC_ENSURE(hi != 0 || lo != 0, PC_ERR_USAGE, "subject: '\\00' (NUL) at offset %zu",
