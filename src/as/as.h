@@ -32,7 +32,5 @@ pc_as_token_state pc_as_verify_token(void *as_state, pc_str token, int64_t now, 
  * gateway's verified-token cache: every cache hit must still see a
  * revocation at once (FAPI 2.0 §5.3.4-3). */
 bool pc_as_token_revoked(void *as_state, pc_str jti, int64_t now);
-/* The issuer identifier of that AS. */
-const char *pc_as_issuer(void *as_state);
 
 #endif

@@ -7,7 +7,6 @@
 #include "as/as_internal.h"
 #include "core/log.h"
 #include "jose/jws.h"
-#include "pki/pki.h"
 
 #include <arpa/inet.h>
 #include <math.h>

@@ -69,8 +69,6 @@ pc_as_token_state pc_as_verify_token(void *as_state, pc_str token, int64_t now, 
     return pc_as_check_token(as_state, token, now, claims);
 }
 
-const char *pc_as_issuer(void *as_state) { return ((pc_as *)as_state)->issuer; }
-
 bool pc_as_token_revoked(void *as_state, pc_str jti, int64_t now)
 {
     pc_as *as = as_state;

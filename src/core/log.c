@@ -266,15 +266,6 @@ void pc_log_bool(pc_logline *l, const char *key, bool val)
     field_done(l);
 }
 
-void pc_log_double(pc_logline *l, const char *key, double val, int decimals)
-{
-    char tmp[64];
-    int n = snprintf(tmp, sizeof tmp, "%.*f", decimals, val);
-    put_key(l, key);
-    put_raw(l, tmp, (size_t)n);
-    field_done(l);
-}
-
 void pc_log_redacted(pc_logline *l, const char *key, pc_str secret)
 {
     char tmp[48];

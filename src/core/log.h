@@ -45,7 +45,6 @@ void pc_log_cstr(pc_logline *l, const char *key, const char *val);
 void pc_log_int(pc_logline *l, const char *key, int64_t val);
 void pc_log_uint(pc_logline *l, const char *key, uint64_t val);
 void pc_log_bool(pc_logline *l, const char *key, bool val);
-void pc_log_double(pc_logline *l, const char *key, double val, int decimals);
 /* A duration given in microseconds, written as milliseconds with three
  * decimals ("latency_ms":0.062) without floating point. */
 void pc_log_millis(pc_logline *l, const char *key, uint64_t micros);
