@@ -55,8 +55,15 @@ void pc_rl_free(pc_ratelimit *rl);
 /* Count one request for key under policy at now_us (microseconds, any
  * monotonic origin; tests pass their own clock). */
 pc_rl_result pc_rl_check(pc_ratelimit *rl, pc_str key, const pc_rl_policy *p, int64_t now_us);
+/* Would one more request for key be allowed at now_us? Counts nothing
+ * (the token endpoint's failure limits: look before authenticating,
+ * count only failures). */
+pc_rl_result pc_rl_peek(pc_ratelimit *rl, pc_str key, const pc_rl_policy *p, int64_t now_us);
 /* Keys currently held. */
 size_t pc_rl_keys(pc_ratelimit *rl);
+/* Bytes of state per key held, all structures included (the issue's bound
+ * is 64 at 1,000,000 keys). */
+size_t pc_rl_bytes_per_key(const pc_ratelimit *rl);
 
 /* The draft-ietf-httpapi-ratelimit-headers fields:
  *   RateLimit-Policy: "name";q=100;w=60
