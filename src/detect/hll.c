@@ -22,6 +22,7 @@ static unsigned rho_of(uint64_t w, unsigned bits)
 static void recompute(pc_hll *h)
 {
     const double m = PC_HLL_M;
+    uint32_t before = h->est;
     if (h->zeros > 0) {
         /* Linear counting while it is the better estimator (below 2.5 m,
          * as in the HyperLogLog paper's small-range correction). */
@@ -42,6 +43,10 @@ floor:
      * never report fewer (the estimate must not drop when the mode
      * changes). */
     if (h->est < PC_HLL_EXACT + 1) h->est = PC_HLL_EXACT + 1;
+    /* Registers only grow, so the count should too; the switch from linear
+     * counting to the raw estimate at 2.5 m can step back a little. Keep
+     * the larger: thresholds are crossed once, not back and forth. */
+    if (h->est < before) h->est = before;
 }
 
 static bool dense_add(pc_hll *h, unsigned idx, unsigned r)
