@@ -11,6 +11,7 @@
 #   make bench      portcullis vs nginx (not a test; prints figures)
 #   make bench-as   token endpoint vs oidc-provider
 #   make bench-gw   gateway vs nginx as a TLS reverse proxy
+#   make bench-abuse  gateway throughput with abuse resistance on vs off
 #   make format     clang-format the tree
 .DEFAULT_GOAL := release
 
@@ -147,6 +148,9 @@ bench-as: bench-build
 bench-gw: bench-build
 	bench/gw/run.sh
 
+bench-abuse: bench-build
+	bench/abuse/run.sh
+
 # ---- the two commands ---------------------------------------------------------
 deps:
 	@scripts/install-deps
@@ -164,4 +168,4 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: release asan unit unit-build rl-memory integration fuzz fuzz-smoke bench bench-as bench-gw bench-build deps run test format clean
+.PHONY: release asan unit unit-build rl-memory integration fuzz fuzz-smoke bench bench-as bench-gw bench-abuse bench-build deps run test format clean
