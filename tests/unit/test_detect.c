@@ -82,6 +82,12 @@ static bool has(const pc_det_finding *f, size_t n, pc_det_kind k, const char *ne
     return false;
 }
 
+static size_t credk(pc_detector *d, pc_det_cred_event ev, pc_str v, int64_t t,
+                    pc_det_finding f[PC_DET_KINDS])
+{
+    return pc_det_on_credential(d, PC_STR("c:k"), ev, v, t, f);
+}
+
 /* The simulator's settings for the enumeration tests. */
 static void sim_config(pc_det_config *c)
 {
@@ -574,41 +580,41 @@ static void test_cred_new_certs_and_ips(void **state)
     /* Learning: many certificates and addresses, none counted. */
     for (int i = 0; i < 50; i++) {
         snprintf(v, sizeof v, "thumb-%d", i);
-        assert_int_equal(pc_det_on_credential(d, PC_STR("c:k"), PC_DET_CERT_SEEN, pc_str_c(v), t, f), 0);
+        assert_int_equal(credk(d, PC_DET_CERT_SEEN, pc_str_c(v), t, f), 0);
         snprintf(v, sizeof v, "10.0.0.%d", i);
-        assert_int_equal(pc_det_on_credential(d, PC_STR("c:k"), PC_DET_IP_SEEN, pc_str_c(v), t, f), 0);
+        assert_int_equal(credk(d, PC_DET_IP_SEEN, pc_str_c(v), t, f), 0);
         t += 10 * SEC;
     }
     t = T0 + 11 * MIN;
     /* Known ones (the most recent 8 certificates) are not new. */
     for (int i = 42; i < 50; i++) {
         snprintf(v, sizeof v, "thumb-%d", i);
-        assert_int_equal(pc_det_on_credential(d, PC_STR("c:k"), PC_DET_CERT_SEEN, pc_str_c(v), t += SEC, f), 0);
+        assert_int_equal(credk(d, PC_DET_CERT_SEEN, pc_str_c(v), t += SEC, f), 0);
     }
     /* Three new certificates are allowed, the fourth fires. */
     for (int i = 0; i < 3; i++) {
         snprintf(v, sizeof v, "new-%d", i);
-        assert_int_equal(pc_det_on_credential(d, PC_STR("c:k"), PC_DET_CERT_SEEN, pc_str_c(v), t += SEC, f), 0);
+        assert_int_equal(credk(d, PC_DET_CERT_SEEN, pc_str_c(v), t += SEC, f), 0);
         /* Now known: presenting it again is not new. */
-        assert_int_equal(pc_det_on_credential(d, PC_STR("c:k"), PC_DET_CERT_SEEN, pc_str_c(v), t += SEC, f), 0);
+        assert_int_equal(credk(d, PC_DET_CERT_SEEN, pc_str_c(v), t += SEC, f), 0);
     }
-    assert_int_equal(pc_det_on_credential(d, PC_STR("c:k"), PC_DET_CERT_SEEN, PC_STR("new-3"), t += SEC, f), 1);
+    assert_int_equal(credk(d, PC_DET_CERT_SEEN, PC_STR("new-3"), t += SEC, f), 1);
     assert_non_null(strstr(f[0].evidence, "new_certs"));
     /* Twenty new addresses allowed, the 21st fires. */
     for (int i = 0; i < 20; i++) {
         snprintf(v, sizeof v, "192.0.2.%d", i);
-        assert_int_equal(pc_det_on_credential(d, PC_STR("c:k"), PC_DET_IP_SEEN, pc_str_c(v), t += SEC, f), 0);
+        assert_int_equal(credk(d, PC_DET_IP_SEEN, pc_str_c(v), t += SEC, f), 0);
     }
     /* (the credentials detector is in cooldown after the certificate finding) */
     t += 5 * MIN + 1;
     for (int i = 20; i < 40; i++) {
         snprintf(v, sizeof v, "192.0.2.%d", i);
-        assert_int_equal(pc_det_on_credential(d, PC_STR("c:k"), PC_DET_IP_SEEN, pc_str_c(v), t += SEC, f), 0);
+        assert_int_equal(credk(d, PC_DET_IP_SEEN, pc_str_c(v), t += SEC, f), 0);
     }
-    assert_int_equal(pc_det_on_credential(d, PC_STR("c:k"), PC_DET_IP_SEEN, PC_STR("198.51.100.1"), t += SEC, f), 1);
+    assert_int_equal(credk(d, PC_DET_IP_SEEN, PC_STR("198.51.100.1"), t += SEC, f), 1);
     assert_non_null(strstr(f[0].evidence, "new_ips"));
     /* Empty values are ignored. */
-    assert_int_equal(pc_det_on_credential(d, PC_STR("c:k"), PC_DET_IP_SEEN, PC_STR(""), t, f), 0);
+    assert_int_equal(credk(d, PC_DET_IP_SEEN, PC_STR(""), t, f), 0);
     pc_det_free(d);
 }
 
