@@ -114,28 +114,28 @@ static void test_errors(void **state)
 {
     (void)state;
     expect_err(BASE "rate_limits:\n  p: {quota: 0, window: 1s, key: [ip]}\n",
-               "t.yaml:10:13: rate_limits.p.quota: expected");
+               "t.yaml:10:14: rate_limits.p.quota: expected an integer from 1");
     expect_err(BASE "rate_limits:\n  p: {quota: 5, window: 1s}\n",
                "t.yaml:10:6: rate_limits.p: missing required key \"key\"");
     expect_err(BASE "rate_limits:\n  p: {quota: 5, window: 1s, key: [ip, ip]}\n",
-               "t.yaml:10:38: rate_limits.p.key[1]: \"ip\" is listed twice");
+               "t.yaml:10:39: rate_limits.p.key[1]: \"ip\" is listed twice");
     expect_err(BASE "rate_limits:\n  'a b': {quota: 5, window: 1s, key: [ip]}\n",
                "t.yaml:10:3: rate_limits: expected a policy name");
-    expect_err(BASE "routes:\n  - {method: GET, path: /a/{x}, upstream: demo, rate_limits: [p]}\n",
-               "t.yaml:10:64: routes[0].rate_limits[0]: no policy named \"p\"");
-    expect_err(BASE "routes:\n  - {method: GET, path: /a/{x}, static: {}, identifier: true}\n",
-               "t.yaml:10:57: routes[0]: identifier, max_distinct and rate_limits apply only");
-    expect_err(BASE "routes:\n  - {method: GET, path: /a/{x}, upstream: demo, max_distinct: 5}\n",
+    expect_err(BASE "routes:\n  - {method: GET, path: '/a/{x}', upstream: demo, rate_limits: [p]}\n",
+               "t.yaml:10:65: routes[0].rate_limits[0]: no policy named \"p\"");
+    expect_err(BASE "routes:\n  - {method: GET, path: '/a/{x}', static: {}, identifier: true}\n",
+               "t.yaml:10:59: routes[0]: identifier, max_distinct and rate_limits apply only");
+    expect_err(BASE "routes:\n  - {method: GET, path: '/a/{x}', upstream: demo, max_distinct: 5}\n",
                "t.yaml:10:65: routes[0].max_distinct: applies only with identifier: true");
     expect_err(BASE "detect:\n  throttle_factor: 1.5\n",
                "t.yaml:10:20: detect.throttle_factor: expected a number from 0.001 to 1");
     expect_err(BASE "detect:\n  probing: {max_ratio: -1}\n",
-               "t.yaml:10:25: detect.probing.max_ratio: expected a number");
+               "t.yaml:10:24: detect.probing.max_ratio: expected a number from 0.01 to 1");
     expect_err(BASE "detect:\n  enumeration: {actions: [revoke]}\n",
-               "t.yaml:10:28: detect.enumeration.actions[0]: revoke needs the authorization server");
+               "t.yaml:10:27: detect.enumeration.actions[0]: revoke needs the authorization server");
     expect_err(BASE "detect:\n  webhook: {url: 'https://siem.example/x'}\n",
                "t.yaml:10:12: detect.webhook: an https webhook needs ca");
-    expect_err(BASE "detect:\n  bogus: 1\n", "t.yaml:10:3: detect: unknown key \"bogus\"");
+    expect_err(BASE "detect:\n  bogus: 1\n", "t.yaml:10:3: detect.bogus: unknown key; expected one of enabled");
     expect_err(BASE "admin:\n  clients: [short]\n",
                "t.yaml:10:13: admin.clients[0]: expected a certificate thumbprint");
 }
