@@ -144,21 +144,19 @@ static bool copy_headers(pc_request *r, const pc_gw_upresp *u, const char **ctyp
             *ctype = u->headers[i].value;
     }
     if (*ctype && !pc_gw_header_value_safe(*ctype)) return false;
+    if (u->n_headers > PC_GW_UPSTREAM_MAX_HEADER_COUNT) return false;
+    bool pass_on[PC_GW_UPSTREAM_MAX_HEADER_COUNT];
     size_t used = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        for (size_t i = 0; i < u->n_headers; i++) {
-            const pc_gw_uphdr *h = &u->headers[i];
-            pc_str name = pc_str_c(h->name);
-            if (!pc_gw_forward_response_header(name, connection)) continue;
-            if (pass == 1) {
-                pc_response_header(r, h->name, pc_str_c(h->value));
-                continue;
-            }
-            used += name.len + strlen(h->value) + 4;
-            if (used > PC_GW_MAX_RESPONSE_HEADER_BYTES || !pc_gw_header_value_safe(h->value))
-                return false;
-        }
+    for (size_t i = 0; i < u->n_headers; i++) {
+        const pc_gw_uphdr *h = &u->headers[i];
+        pc_str name = pc_str_c(h->name);
+        pass_on[i] = pc_gw_forward_response_header(name, connection);
+        if (!pass_on[i]) continue;
+        used += name.len + strlen(h->value) + 4;
+        if (used > PC_GW_MAX_RESPONSE_HEADER_BYTES || !pc_gw_header_value_safe(h->value)) return false;
     }
+    for (size_t i = 0; i < u->n_headers; i++)
+        if (pass_on[i]) pc_response_header(r, u->headers[i].name, pc_str_c(u->headers[i].value));
     return true;
 }
 
@@ -506,7 +504,9 @@ void pc_gw_exchange_start(pc_request *r, const pc_gw_route *rt, const pc_gw_iden
     x->rt = rt;
     x->id = *id;
     x->id.claims = json_incref(id->claims); /* the borrowed strings stay valid */
-    snprintf(x->iid, sizeof x->iid, "%s", iid);
+    size_t il = strnlen(iid, sizeof x->iid - 1);
+    memcpy(x->iid, iid, il);
+    x->iid[il] = '\0';
     x->deadline_ms = mono_ms() + rt->timeout_ms;
     x->timer = evtimer_new(pc_request_base(r), on_timer, x);
     bool https = rt->up->https;

@@ -74,12 +74,26 @@ void pc_gw_build_upstream_headers(pc_request *r, const pc_gw_route *rt, const pc
         if (!pc_gw_forward_request_header(n, connection, cert_header, rt->rc->auth.enabled)) continue;
         add_header_n(out, n.ptr, n.len, h->headers[i].value);
     }
-    char host[300];
+    /* host:port, [v6]:port; by hand, as this runs per request */
     const pc_upstream_config *up = rt->up;
     bool v6 = strchr(up->host, ':') != NULL;
-    int hn = snprintf(host, sizeof host, "%s%s%s:%u", v6 ? "[" : "", up->host, v6 ? "]" : "",
-                      (unsigned)up->port);
-    if (hn > 0 && (size_t)hn < sizeof host) add_header(out, "Host", (pc_str){host, (size_t)hn});
+    pc_gw_buf_add(out, "Host: ", 6);
+    if (v6) pc_gw_buf_add(out, "[", 1);
+    pc_gw_buf_add(out, up->host, strlen(up->host));
+    char port[8];
+    size_t pl = 0;
+    port[pl++] = v6 ? ']' : ':';
+    if (v6) port[pl++] = ':';
+    char digits[6];
+    size_t dn = 0;
+    unsigned pv = up->port;
+    do {
+        digits[dn++] = (char)('0' + pv % 10);
+        pv /= 10;
+    } while (pv && dn < sizeof digits);
+    while (dn) port[pl++] = digits[--dn];
+    pc_gw_buf_add(out, port, pl);
+    pc_gw_buf_add(out, "\r\n", 2);
     add_forwarded_for(r, rt, out);
     add_header(out, "X-Forwarded-Proto", PC_STR("https"));
     if (h->host.len) add_header(out, "X-Forwarded-Host", h->host);
