@@ -124,7 +124,8 @@ def scripted(make_server, keys, demo, slow):
     routes = [{"method": "*", "path": f"/{n}", "upstream": n, "timeout": "3s"} for n in ups]
     upstreams = {n: {"url": f"http://127.0.0.1:{u.port}"} for n, u in ups.items()}
     upstreams["queue"]["max_idle"] = 1
-    extra = {"upstreams": upstreams, "server": {"limits": {"body_bytes": "16KiB"}}}
+    # One worker: pools are per worker, and the tests count connections.
+    extra = {"upstreams": upstreams, "server": {"workers": 1, "limits": {"body_bytes": "16KiB"}}}
     g = start_gateway(make_server, keys, demo, slow, routes=routes, extra=extra)
     yield g, ups
     for u in ups.values():
