@@ -482,14 +482,20 @@ static pc_result header_text(pc_jws_alg alg, const char *kid, const char *typ,
 }
 
 /* b64(header) "." b64(payload) "." b64(signature) into one allocation
- * sized for the largest signature; the header comes already encoded. */
+ * sized for the alg's signature (an ES256 token stays under 1 KiB, where
+ * malloc is cheapest); the header comes already encoded. */
 static pc_result assemble(pc_jws_alg alg, EVP_PKEY *key, const char *hdr_b64, size_t hlen,
                           const char *pl, size_t plen, char **out, size_t *out_len)
 {
     uint8_t sig[1024];
     size_t sig_len = sizeof sig;
     PC_ENSURE(hlen < SIZE_MAX / 8 && plen < SIZE_MAX / 8, PC_ERR_INTERNAL, "jws: too large");
-    size_t cap = hlen + PC_B64URL_ENCODED_LEN(plen) + PC_B64URL_ENCODED_LEN(sizeof sig) + 3;
+    int ksize = alg == PC_ALG_PS256   ? EVP_PKEY_get_size(key)
+                : alg == PC_ALG_EDDSA ? EDDSA_SIG_BYTES
+                                      : ES256_SIG_BYTES;
+    PC_ENSURE(ksize > 0 && (size_t)ksize <= sizeof sig, PC_ERR_INTERNAL,
+              "jws: unexpected signature size %d", ksize);
+    size_t cap = hlen + PC_B64URL_ENCODED_LEN(plen) + PC_B64URL_ENCODED_LEN((size_t)ksize) + 3;
     char *buf = malloc(cap);
     PC_ENSURE(buf != NULL, PC_ERR_INTERNAL, "jws: out of memory");
     memcpy(buf, hdr_b64, hlen);

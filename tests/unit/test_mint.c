@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 struct fx {
@@ -161,6 +162,62 @@ static void test_mint_refuses_bad_utf8(void **state)
     assert_null(token);
 }
 
+static void mint_jti(struct fx *fx, char jti[32])
+{
+    pc_as_grant g = {.client = &fx->client, .scope = "a", .aud = "https://api.example",
+                     .lifetime_s = 60};
+    char *token = NULL;
+    size_t len = 0;
+    assert_true(pc_ok(pc_as_mint(&fx->as, &g, 1796410561, &token, &len, jti)));
+    free(token);
+}
+
+/* jtis come from a per-thread batch of CSPRNG bytes: across several
+ * refills, none repeats, and each is 22 base64url characters (128 bits). */
+static void test_jti_unique(void **state)
+{
+    struct fx *fx = *state;
+    snprintf(fx->client.client_id, sizeof fx->client.client_id, "c");
+    enum { N = 200 };
+    static char seen[N][32];
+    for (int i = 0; i < N; i++) {
+        mint_jti(fx, seen[i]);
+        assert_int_equal(strlen(seen[i]), 22);
+        for (int k = 0; k < i; k++) assert_string_not_equal(seen[i], seen[k]);
+    }
+}
+
+/* A forked child does not reuse the bytes its parent drew: the child's
+ * next jti differs from the parent's next one. */
+static void test_jti_after_fork(void **state)
+{
+    struct fx *fx = *state;
+    snprintf(fx->client.client_id, sizeof fx->client.client_id, "c");
+    char first[32], parent[32], child[32] = "";
+    mint_jti(fx, first); /* the batch is drawn; most of it is left */
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        char j[32];
+        mint_jti(fx, j);
+        ssize_t w = write(fds[1], j, sizeof j);
+        _exit(w == (ssize_t)sizeof j ? 0 : 1);
+    }
+    close(fds[1]);
+    assert_int_equal(read(fds[0], child, sizeof child), (ssize_t)sizeof child);
+    close(fds[0]);
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    mint_jti(fx, parent);
+    assert_int_equal(strlen(child), 22);
+    assert_string_not_equal(parent, child);
+    assert_string_not_equal(first, child);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -168,6 +225,8 @@ int main(void)
         T(test_mint_claims),
         T(test_mint_escapes),
         T(test_mint_refuses_bad_utf8),
+        T(test_jti_unique),
+        T(test_jti_after_fork),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
