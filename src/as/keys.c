@@ -36,6 +36,7 @@ typedef struct kr_key {
 
 struct pc_keyring {
     EVP_PKEY *signer; /* owned; the active private key */
+    pc_jws_signer at_signer; /* signer with header {alg, "at+jwt", active kid} */
     char active_kid[64];
     pc_jws_alg active_alg;
     kr_key *keys; /* owned; every published key, active first */
@@ -174,6 +175,7 @@ static bool published(const pc_store_key *k, int64_t now)
 void pc_keyring_free(pc_keyring *kr)
 {
     if (kr == NULL) return;
+    pc_jws_signer_clear(&kr->at_signer);
     EVP_PKEY_free(kr->signer);
     for (size_t i = 0; i < kr->n; i++) EVP_PKEY_free(kr->keys[i].pub);
     free(kr->keys);
@@ -252,6 +254,9 @@ static pc_result build(const pc_kek *kek, const key_list *l, int64_t now, pc_key
     pc_result r = kr->keys && keys ? PC_OK
                                    : pc_fail(PC_ERR_INTERNAL, "signing keys: out of memory");
     if (pc_ok(r)) r = add_all(kr, kek, l, now, keys);
+    if (pc_ok(r))
+        r = pc_jws_signer_init(&kr->at_signer, kr->active_alg, kr->signer, kr->active_kid,
+                               "at+jwt");
     if (pc_ok(r)) {
         json_t *set = json_pack("{s:O}", "keys", keys);
         kr->jwks_json = set ? json_dumps(set, JSON_COMPACT) : NULL;
@@ -339,11 +344,10 @@ const char *pc_keyring_jwks_json(const pc_keyring *kr, size_t *len)
     return kr->jwks_json;
 }
 
-pc_result pc_keyring_sign(const pc_keyring *kr, const char *typ, const json_t *payload, char **out,
-                          size_t *out_len)
+pc_result pc_keyring_sign_access_token(const pc_keyring *kr, const char *claims, size_t len,
+                                        char **out, size_t *out_len)
 {
-    return pc_jws_sign(kr->active_alg, kr->signer, kr->active_kid, typ, NULL, payload, out,
-                       out_len);
+    return pc_jws_signer_sign(&kr->at_signer, claims, len, out, out_len);
 }
 
 EVP_PKEY *pc_keyring_public(const pc_keyring *kr, const char *kid, pc_jws_alg *alg)

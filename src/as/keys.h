@@ -56,9 +56,10 @@ void pc_keyring_free(pc_keyring *kr);
 /* {"keys":[...]} of every published key (NEXT, ACTIVE, unexpired RETIRED),
  * each with kid, use "sig" and alg. Owned by the keyring. */
 const char *pc_keyring_jwks_json(const pc_keyring *kr, size_t *len);
-/* Sign with the active key: header {alg, typ, kid}. */
-PC_MUST_USE pc_result pc_keyring_sign(const pc_keyring *kr, const char *typ,
-                                      const json_t *payload, char **out, size_t *out_len);
+/* Sign an access token with the active key: header {alg, "typ":"at+jwt",
+ * kid}, prepared at load; claims is the payload's JSON text (len bytes). */
+PC_MUST_USE pc_result pc_keyring_sign_access_token(const pc_keyring *kr, const char *claims,
+                                                   size_t len, char **out, size_t *out_len);
 /* The public key for a kid we published (NEXT/ACTIVE/RETIRED), for
  * verifying our own tokens (introspection, the in-process gateway). */
 EVP_PKEY *pc_keyring_public(const pc_keyring *kr, const char *kid, pc_jws_alg *alg);

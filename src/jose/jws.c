@@ -18,7 +18,6 @@
 #include "jose/b64url.h"
 #include "jose/jwk.h"
 
-#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/rsa.h>
 #include <pthread.h>
@@ -225,24 +224,34 @@ static pc_jwk_type key_type_for(pc_jws_alg alg)
     }
 }
 
-/* RFC 7518 §3.4: JWS carries r || s; OpenSSL wants DER. */
-static pc_result es256_to_der(const uint8_t raw[ES256_SIG_BYTES], uint8_t der[ES256_DER_MAX],
-                              size_t *der_len)
+/* One DER INTEGER of a 32-byte unsigned big-endian value: minimal (no
+ * leading zero bytes but one), with a 0x00 in front when the top bit is
+ * set so that it stays positive (X.690 §8.3). Returns its length. */
+static size_t der_uint32(const uint8_t v[32], uint8_t *out)
 {
-    ECDSA_SIG *sig = ECDSA_SIG_new();
-    BIGNUM *r = BN_bin2bn(raw, 32, NULL), *s = BN_bin2bn(raw + 32, 32, NULL);
-    if (sig == NULL || r == NULL || s == NULL || ECDSA_SIG_set0(sig, r, s) != 1) {
-        BN_free(r);
-        BN_free(s);
-        ECDSA_SIG_free(sig);
-        return pc_fail_ossl("jws: ECDSA signature");
-    }
-    unsigned char *p = der;
-    int len = i2d_ECDSA_SIG(sig, &p); /* at most ES256_DER_MAX, see above */
-    ECDSA_SIG_free(sig);
-    if (len <= 0 || len > ES256_DER_MAX) return pc_fail_ossl("jws: DER-encoding the signature");
-    *der_len = (size_t)len;
-    return PC_OK;
+    size_t i = 0;
+    while (i < 31 && v[i] == 0) i++;
+    size_t n = 32 - i, pad = (v[i] & 0x80) ? 1 : 0;
+    out[0] = 0x02;
+    out[1] = (uint8_t)(n + pad);
+    out[2] = 0x00;
+    memcpy(out + 2 + pad, v + i, n);
+    return 2 + pad + n;
+}
+
+/* RFC 7518 §3.4: JWS carries r || s; OpenSSL wants DER: SEQUENCE { INTEGER
+ * r, INTEGER s }, at most 72 bytes, so every length is in short form.
+ * Written here rather than through ECDSA_SIG and BIGNUMs (a few µs of
+ * allocations per verify). */
+static void es256_to_der(const uint8_t raw[ES256_SIG_BYTES], uint8_t der[ES256_DER_MAX],
+                         size_t *der_len)
+{
+    size_t n = 2;
+    n += der_uint32(raw, der + n);
+    n += der_uint32(raw + 32, der + n);
+    der[0] = 0x30;
+    der[1] = (uint8_t)(n - 2);
+    *der_len = n;
 }
 
 /* Padding and digests for an RSA alg: PS256 is RSASSA-PSS with SHA-256,
@@ -257,19 +266,20 @@ static bool rsa_setup(EVP_PKEY_CTX *ctx, pc_jws_alg alg)
            EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, PSS_SALT_BYTES) == 1;
 }
 
-/* Context setup for pc_pkey_ctx_get: RSA needs its padding and hash. */
+/* Context setup for pc_pkey_ctx_get: the key must be of the type the alg
+ * needs (checked here, so once per cached context rather than on every
+ * call: the check reads the curve name), and RSA needs its padding and
+ * hash. */
 static int ctx_setup(EVP_PKEY_CTX *ctx, int alg)
 {
+    if (pc_jwk_pkey_type(EVP_PKEY_CTX_get0_pkey(ctx)) != key_type_for((pc_jws_alg)alg)) return 0;
     return alg == PC_ALG_ES256 || rsa_setup(ctx, (pc_jws_alg)alg);
 }
 
-/* Verify sig over digest on this thread's context for the key: 1 valid,
- * 0 invalid, -1 error. */
-static int verify_digest(EVP_PKEY *key, pc_jws_alg alg, const uint8_t *sig, size_t sig_len,
+/* Verify sig over digest on ctx: 1 valid, 0 invalid, -1 error. */
+static int verify_digest(EVP_PKEY_CTX *ctx, const uint8_t *sig, size_t sig_len,
                          const uint8_t digest[SHA256_BYTES])
 {
-    EVP_PKEY_CTX *ctx = pc_pkey_ctx_get(key, PC_PKEY_VERIFY, (int)alg, ctx_setup);
-    if (ctx == NULL) return -1;
     int v = EVP_PKEY_verify(ctx, sig, sig_len, digest, SHA256_BYTES);
     if (v < 0) pc_pkey_ctx_drop(ctx); /* an error may leave it unusable */
     return v == 1 ? 1 : (v == 0 ? 0 : -1);
@@ -298,17 +308,17 @@ static bool sig_len_ok(const pc_jws *jws, EVP_PKEY *key)
     }
 }
 
-static int verify_sig(const pc_jws *jws, EVP_PKEY *key)
+/* ctx: this thread's verify context for the key (NULL for EdDSA). */
+static int verify_sig(const pc_jws *jws, EVP_PKEY *key, EVP_PKEY_CTX *ctx)
 {
     if (jws->alg == PC_ALG_EDDSA) return verify_eddsa(key, jws);
     uint8_t digest[SHA256_BYTES];
     if (!pc_ok(sha256(jws->signing_input, digest))) return -1;
-    if (jws->alg != PC_ALG_ES256)
-        return verify_digest(key, jws->alg, jws->sig, jws->sig_len, digest);
+    if (jws->alg != PC_ALG_ES256) return verify_digest(ctx, jws->sig, jws->sig_len, digest);
     uint8_t der[ES256_DER_MAX];
     size_t der_len = 0;
-    if (!pc_ok(es256_to_der(jws->sig, der, &der_len))) return -1;
-    return verify_digest(key, jws->alg, der, der_len, digest);
+    es256_to_der(jws->sig, der, &der_len);
+    return verify_digest(ctx, der, der_len, digest);
 }
 
 pc_result pc_jws_verify(const pc_jws *jws, EVP_PKEY *key, unsigned allowed)
@@ -326,11 +336,21 @@ pc_result pc_jws_verify(const pc_jws *jws, EVP_PKEY *key, unsigned allowed)
     PC_ENSURE((allowed & (unsigned)jws->alg) != 0, PC_ERR_DENY, "jws: alg %s is not allowed here",
               name);
     pc_jwk_type need = key_type_for(jws->alg);
-    PC_ENSURE(need != PC_JWK_NONE && pc_jwk_pkey_type(key) == need, PC_ERR_DENY,
-              "jws: the key is not of the type alg %s needs", name);
+    /* The context is cached per key and its setup checks the key type, so
+     * a key that has verified before costs no type lookup. Without a
+     * context, say why: the wrong type, or OpenSSL failed. */
+    EVP_PKEY_CTX *ctx = NULL;
+    if (need != PC_JWK_NONE && jws->alg != PC_ALG_EDDSA)
+        ctx = pc_pkey_ctx_get(key, PC_PKEY_VERIFY, (int)jws->alg, ctx_setup);
+    if (ctx == NULL) {
+        bool fits = need != PC_JWK_NONE && pc_jwk_pkey_type(key) == need;
+        if (!fits) ERR_clear_error();
+        PC_ENSURE(fits, PC_ERR_DENY, "jws: the key is not of the type alg %s needs", name);
+        if (jws->alg != PC_ALG_EDDSA) return pc_fail_ossl("jws: verifying");
+    }
     PC_ENSURE(sig_len_ok(jws, key), PC_ERR_DENY, "jws: %s signature of %zu bytes is malformed",
               name, jws->sig_len);
-    int ok = verify_sig(jws, key);
+    int ok = verify_sig(jws, key, ctx);
     if (ok < 0) return pc_fail_ossl("jws: verifying");
     if (ok == 1) return PC_OK;
     /* A bad signature leaves OpenSSL errors queued; they are not ours. */
@@ -340,18 +360,37 @@ pc_result pc_jws_verify(const pc_jws *jws, EVP_PKEY *key, unsigned allowed)
 
 /* ---- signing ------------------------------------------------------------------ */
 
+/* One DER INTEGER at *p (before end) into 32 bytes, left-padded: it must
+ * be non-negative and fit. */
+static bool der_read_uint32(const uint8_t **p, const uint8_t *end, uint8_t out[32])
+{
+    const uint8_t *q = *p;
+    if (end - q < 3 || q[0] != 0x02) return false;
+    size_t n = q[1];
+    q += 2;
+    if (n == 0 || n > (size_t)(end - q) || (q[0] & 0x80)) return false;
+    const uint8_t *v = q;
+    size_t vn = n;
+    while (vn > 1 && v[0] == 0) {
+        v++;
+        vn--;
+    }
+    if (vn > 32) return false;
+    memset(out, 0, 32 - vn);
+    memcpy(out + 32 - vn, v, vn);
+    *p = q + n;
+    return true;
+}
+
 /* OpenSSL's DER ECDSA signature -> r || s, each left-padded to 32 bytes
- * (RFC 7518 §3.4). */
+ * (RFC 7518 §3.4). The DER is our own signer's, at most 72 bytes (short
+ * lengths only); anything else is refused. */
 static pc_result der_to_es256(const uint8_t *der, size_t len, uint8_t raw[ES256_SIG_BYTES])
 {
-    const unsigned char *p = der;
-    ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)len);
-    if (sig == NULL) return pc_fail_ossl("jws: decoding our ECDSA signature");
-    const BIGNUM *r = NULL, *s = NULL;
-    ECDSA_SIG_get0(sig, &r, &s);
-    bool ok = BN_bn2binpad(r, raw, 32) == 32 && BN_bn2binpad(s, raw + 32, 32) == 32;
-    ECDSA_SIG_free(sig);
-    PC_ENSURE(ok, PC_ERR_CRYPTO, "jws: ECDSA signature out of range");
+    const uint8_t *p = der + 2, *end = der + len;
+    bool ok = len >= 8 && len <= ES256_DER_MAX && der[0] == 0x30 && der[1] == len - 2 &&
+              der_read_uint32(&p, end, raw) && der_read_uint32(&p, end, raw + 32) && p == end;
+    PC_ENSURE(ok, PC_ERR_CRYPTO, "jws: our ECDSA signature is not the DER we expect");
     return PC_OK;
 }
 
@@ -442,44 +481,71 @@ static pc_result header_text(pc_jws_alg alg, const char *kid, const char *typ,
     return PC_OK;
 }
 
-static pc_result append_b64(char *buf, size_t cap, size_t *pos, const void *data, size_t len)
+/* b64(header) "." b64(payload) "." b64(signature) into one allocation
+ * sized for the alg's signature (an ES256 token stays under 1 KiB, where
+ * malloc is cheapest); the header comes already encoded. */
+static pc_result assemble(pc_jws_alg alg, EVP_PKEY *key, const char *hdr_b64, size_t hlen,
+                          const char *pl, size_t plen, char **out, size_t *out_len)
 {
-    size_t n = 0;
-    PC_GUARD(pc_b64url_encode(data, len, buf + *pos, cap - *pos, &n));
-    *pos += n;
-    return PC_OK;
-}
-
-/* header.payload.signature into one allocation sized for the largest
- * signature. */
-static pc_result assemble(pc_jws_alg alg, EVP_PKEY *key, const char *hdr, const char *pl,
-                          char **out, size_t *out_len)
-{
-    size_t hlen = strlen(hdr), plen = strlen(pl);
     uint8_t sig[1024];
     size_t sig_len = sizeof sig;
     PC_ENSURE(hlen < SIZE_MAX / 8 && plen < SIZE_MAX / 8, PC_ERR_INTERNAL, "jws: too large");
-    size_t cap = PC_B64URL_ENCODED_LEN(hlen) + PC_B64URL_ENCODED_LEN(plen) +
-                 PC_B64URL_ENCODED_LEN(sizeof sig) + 3;
+    int ksize = alg == PC_ALG_PS256   ? EVP_PKEY_get_size(key)
+                : alg == PC_ALG_EDDSA ? EDDSA_SIG_BYTES
+                                      : ES256_SIG_BYTES;
+    PC_ENSURE(ksize > 0 && (size_t)ksize <= sizeof sig, PC_ERR_INTERNAL,
+              "jws: unexpected signature size %d", ksize);
+    size_t cap = hlen + PC_B64URL_ENCODED_LEN(plen) + PC_B64URL_ENCODED_LEN((size_t)ksize) + 3;
     char *buf = malloc(cap);
     PC_ENSURE(buf != NULL, PC_ERR_INTERNAL, "jws: out of memory");
-    size_t pos = 0;
-    pc_result r = append_b64(buf, cap, &pos, hdr, hlen);
+    memcpy(buf, hdr_b64, hlen);
+    size_t pos = hlen, n = 0;
+    buf[pos++] = '.';
+    pc_result r = pc_b64url_encode((const uint8_t *)pl, plen, buf + pos, cap - pos, &n);
     if (pc_ok(r)) {
-        buf[pos++] = '.';
-        r = append_b64(buf, cap, &pos, pl, plen);
+        pos += n;
+        r = sign_input(alg, key, (pc_str){buf, pos}, sig, &sig_len);
     }
-    if (pc_ok(r)) r = sign_input(alg, key, (pc_str){buf, pos}, sig, &sig_len);
     if (pc_ok(r)) {
         buf[pos++] = '.';
-        r = append_b64(buf, cap, &pos, sig, sig_len);
+        r = pc_b64url_encode(sig, sig_len, buf + pos, cap - pos, &n);
     }
     if (!pc_ok(r)) {
         free(buf);
         return r;
     }
     *out = buf;
-    *out_len = pos;
+    *out_len = pos + n;
+    return PC_OK;
+}
+
+/* The header's text, base64url-encoded (malloc'd). */
+static pc_result header_b64(pc_jws_alg alg, const char *kid, const char *typ, const json_t *extra,
+                            char **out, size_t *out_len)
+{
+    char *hdr = NULL;
+    PC_GUARD(header_text(alg, kid, typ, extra, &hdr));
+    size_t hlen = strlen(hdr), cap = PC_B64URL_ENCODED_LEN(hlen) + 1;
+    char *b64 = malloc(cap);
+    pc_result r = b64 != NULL ? pc_b64url_encode((const uint8_t *)hdr, hlen, b64, cap, out_len)
+                              : pc_fail(PC_ERR_INTERNAL, "jws: out of memory");
+    free(hdr);
+    if (!pc_ok(r)) {
+        free(b64);
+        return r;
+    }
+    *out = b64;
+    return PC_OK;
+}
+
+/* Only what FAPI 2.0 §5.4 lets a recipient accept, with a key of the
+ * alg's type. */
+static pc_result check_signing_key(pc_jws_alg alg, EVP_PKEY *key)
+{
+    PC_ENSURE(alg == PC_ALG_ES256 || alg == PC_ALG_PS256 || alg == PC_ALG_EDDSA, PC_ERR_USAGE,
+              "jws: we do not sign with alg %s", pc_jws_alg_name(alg));
+    PC_ENSURE(key != NULL && pc_jwk_pkey_type(key) == key_type_for(alg), PC_ERR_USAGE,
+              "jws: the signing key is not of the type alg %s needs", pc_jws_alg_name(alg));
     return PC_OK;
 }
 
@@ -490,19 +556,46 @@ pc_result pc_jws_sign(pc_jws_alg alg, EVP_PKEY *key, const char *kid, const char
     PC_ENSURE(out != NULL && out_len != NULL, PC_ERR_INTERNAL, "jws: no output");
     *out = NULL;
     *out_len = 0;
-    /* We only produce what FAPI 2.0 §5.4 lets a recipient accept. */
-    PC_ENSURE(alg == PC_ALG_ES256 || alg == PC_ALG_PS256 || alg == PC_ALG_EDDSA, PC_ERR_USAGE,
-              "jws: we do not sign with alg %s", pc_jws_alg_name(alg));
-    PC_ENSURE(key != NULL && pc_jwk_pkey_type(key) == key_type_for(alg), PC_ERR_USAGE,
-              "jws: the signing key is not of the type alg %s needs", pc_jws_alg_name(alg));
+    PC_GUARD(check_signing_key(alg, key));
     PC_ENSURE(json_is_object(payload), PC_ERR_INTERNAL, "jws: the payload is not an object");
     PC_GUARD(check_extra(extra_header));
     char *hdr = NULL;
-    PC_GUARD(header_text(alg, kid, typ, extra_header, &hdr));
+    size_t hlen = 0;
+    PC_GUARD(header_b64(alg, kid, typ, extra_header, &hdr, &hlen));
     char *pl = json_dumps(payload, JSON_COMPACT);
-    pc_result r = pl != NULL ? assemble(alg, key, hdr, pl, out, out_len)
+    pc_result r = pl != NULL ? assemble(alg, key, hdr, hlen, pl, strlen(pl), out, out_len)
                              : pc_fail(PC_ERR_INTERNAL, "jws: dumping the payload");
     free(hdr);
     free(pl);
     return r;
+}
+
+pc_result pc_jws_signer_init(pc_jws_signer *s, pc_jws_alg alg, EVP_PKEY *key, const char *kid,
+                             const char *typ)
+{
+    PC_ENSURE(s != NULL, PC_ERR_INTERNAL, "jws: no signer");
+    memset(s, 0, sizeof *s);
+    PC_GUARD(check_signing_key(alg, key));
+    PC_GUARD(header_b64(alg, kid, typ, NULL, &s->header_b64, &s->header_len));
+    s->alg = alg;
+    s->key = key;
+    return PC_OK;
+}
+
+void pc_jws_signer_clear(pc_jws_signer *s)
+{
+    if (s == NULL) return;
+    free(s->header_b64);
+    memset(s, 0, sizeof *s);
+}
+
+pc_result pc_jws_signer_sign(const pc_jws_signer *s, const char *payload, size_t len, char **out,
+                             size_t *out_len)
+{
+    PC_ENSURE(out != NULL && out_len != NULL, PC_ERR_INTERNAL, "jws: no output");
+    *out = NULL;
+    *out_len = 0;
+    PC_ENSURE(s != NULL && s->header_b64 != NULL && payload != NULL, PC_ERR_INTERNAL,
+              "jws: signing without a prepared signer or a payload");
+    return assemble(s->alg, s->key, s->header_b64, s->header_len, payload, len, out, out_len);
 }

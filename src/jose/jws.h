@@ -74,4 +74,25 @@ PC_MUST_USE pc_result pc_jws_sign(pc_jws_alg alg, EVP_PKEY *key, const char *kid
                                   const char *typ, const json_t *extra_header,
                                   const json_t *payload, char **out, size_t *out_len);
 
+/* A signer prepared once for a key, alg, kid and typ: the key type is
+ * checked and the header {"alg", "typ", "kid"} encoded at init, so that a
+ * signature costs the payload's base64url and the signature itself. The
+ * key is borrowed: it must outlive the signer. */
+typedef struct pc_jws_signer {
+    pc_jws_alg alg;
+    EVP_PKEY *key;
+    char *header_b64; /* owned */
+    size_t header_len;
+} pc_jws_signer;
+
+/* The same checks as pc_jws_sign (PC_ERR_USAGE). On failure *s is cleared. */
+PC_MUST_USE pc_result pc_jws_signer_init(pc_jws_signer *s, pc_jws_alg alg, EVP_PKEY *key,
+                                         const char *kid, const char *typ);
+void pc_jws_signer_clear(pc_jws_signer *s);
+/* Sign len bytes of payload text (JSON the caller made; not parsed or
+ * checked here) into a compact JWS (malloc'd, NUL-terminated). Thread-safe
+ * with a signer shared between threads. */
+PC_MUST_USE pc_result pc_jws_signer_sign(const pc_jws_signer *s, const char *payload, size_t len,
+                                         char **out, size_t *out_len);
+
 #endif

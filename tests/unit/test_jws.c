@@ -14,6 +14,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <stdio.h>
@@ -336,6 +337,136 @@ static void test_round_trip_eddsa(void **state)
     free(c);
     /* RFC 8037 A.4 signs a payload that is not JSON: refused at parse. */
     assert_int_equal(parse_err(a4_jws), PC_ERR_PROTO);
+}
+
+/* r and s with leading zero bytes, both ways through the hand-written DER:
+ * signing (DER -> r||s) must give what OpenSSL's own decoder gives, which
+ * the verify below checks independently through i2d_ECDSA_SIG, and
+ * verifying (r||s -> DER) must accept them. Signs until each of r and s has
+ * been seen with a leading zero byte (1 in 256 each). */
+static void test_es256_leading_zeros(void **state)
+{
+    (void)state;
+    EVP_MD *md = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+    assert_non_null(md);
+    bool r0 = false, s0 = false, hi = false;
+    for (int i = 0; i < 20000 && !(r0 && s0 && hi); i++) {
+        char *c = sign(PC_ALG_ES256, ec_key, NULL, NULL, NULL);
+        uint8_t sig[128];
+        assert_int_equal(part(c, 2, sig, sizeof sig), 64);
+        bool interesting = sig[0] == 0 || sig[32] == 0 || (i < 4 && (sig[0] & 0x80));
+        r0 |= sig[0] == 0;
+        s0 |= sig[32] == 0;
+        hi |= (sig[0] & 0x80) != 0;
+        if (interesting) {
+            assert_int_equal(verify_err(c, ec_key, PC_ALGS_FAPI), PC_ERR_NONE);
+            ECDSA_SIG *es = ECDSA_SIG_new();
+            assert_int_equal(
+                ECDSA_SIG_set0(es, BN_bin2bn(sig, 32, NULL), BN_bin2bn(sig + 32, 32, NULL)), 1);
+            unsigned char *der = NULL;
+            int der_len = i2d_ECDSA_SIG(es, &der);
+            assert_true(der_len > 0);
+            uint8_t digest[32];
+            unsigned dl = 0;
+            const char *last = strrchr(c, '.');
+            assert_int_equal(EVP_Digest(c, (size_t)(last - c), digest, &dl, md, NULL), 1);
+            EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(ec_key, NULL);
+            assert_int_equal(EVP_PKEY_verify_init(ctx), 1);
+            assert_int_equal(EVP_PKEY_verify(ctx, der, (size_t)der_len, digest, dl), 1);
+            EVP_PKEY_CTX_free(ctx);
+            OPENSSL_free(der);
+            ECDSA_SIG_free(es);
+        }
+        free(c);
+    }
+    assert_true(r0 && s0 && hi);
+    EVP_MD_free(md);
+}
+
+/* The prepared signer: the same header as pc_jws_sign, the payload text
+ * signed as given, its refusals, and a verify that passes. */
+static void test_signer(void **state)
+{
+    (void)state;
+    pc_jws_signer s;
+    assert_true(pc_ok(pc_jws_signer_init(&s, PC_ALG_ES256, ec_key, "k1", "at+jwt")));
+    static const char claims[] = "{\"iss\":\"client\",\"iat\":1700000000}";
+    char *out = NULL;
+    size_t len = 0;
+    assert_true(pc_ok(pc_jws_signer_sign(&s, claims, sizeof claims - 1, &out, &len)));
+    assert_int_equal(strlen(out), len);
+    assert_int_equal(verify_err(out, ec_key, PC_ALGS_FAPI), PC_ERR_NONE);
+    assert_int_equal(verify_err(out, ec_key2, PC_ALGS_FAPI), PC_ERR_DENY);
+    char *ref = sign(PC_ALG_ES256, ec_key, "k1", "at+jwt", NULL);
+    /* Header and payload parts are those pc_jws_sign makes of the same
+     * JSON (the signatures differ: ECDSA is randomised). */
+    const char *d1 = strrchr(out, '.'), *d2 = strrchr(ref, '.');
+    assert_int_equal(d1 - out, d2 - ref);
+    assert_memory_equal(out, ref, (size_t)(d1 - out));
+    uint8_t hdr[128];
+    size_t hlen = part(out, 0, hdr, sizeof hdr);
+    static const char want[] = "{\"alg\":\"ES256\",\"typ\":\"at+jwt\",\"kid\":\"k1\"}";
+    assert_int_equal(hlen, sizeof want - 1);
+    assert_memory_equal(hdr, want, hlen);
+    free(ref);
+    free(out);
+    pc_jws_signer_clear(&s);
+    pc_jws_signer_clear(&s); /* twice is harmless */
+
+    /* The other algorithms, without kid or typ. */
+    assert_true(pc_ok(pc_jws_signer_init(&s, PC_ALG_PS256, rsa_key, NULL, NULL)));
+    assert_true(pc_ok(pc_jws_signer_sign(&s, claims, sizeof claims - 1, &out, &len)));
+    assert_int_equal(verify_err(out, rsa_key, PC_ALGS_FAPI), PC_ERR_NONE);
+    free(out);
+    pc_jws_signer_clear(&s);
+    assert_true(pc_ok(pc_jws_signer_init(&s, PC_ALG_EDDSA, ed_key, NULL, NULL)));
+    assert_true(pc_ok(pc_jws_signer_sign(&s, claims, sizeof claims - 1, &out, &len)));
+    assert_int_equal(verify_err(out, ed_key, PC_ALGS_FAPI), PC_ERR_NONE);
+    free(out);
+    pc_jws_signer_clear(&s);
+
+    /* Refusals: as pc_jws_sign's, and the signer is left cleared. */
+    assert_int_equal(pc_jws_signer_init(&s, PC_ALG_ES256, rsa_key, NULL, NULL).err, PC_ERR_USAGE);
+    assert_null(s.header_b64);
+    assert_int_equal(pc_jws_signer_init(&s, PC_ALG_RS256, rsa_key, NULL, NULL).err, PC_ERR_USAGE);
+    assert_int_equal(pc_jws_signer_init(&s, PC_ALG_ES256, NULL, NULL, NULL).err, PC_ERR_USAGE);
+    assert_int_equal(pc_jws_signer_sign(&s, claims, sizeof claims - 1, &out, &len).err,
+                     PC_ERR_INTERNAL);
+    assert_null(out);
+}
+
+/* The key type is checked once per cached verify context; a key of the
+ * wrong type is still refused every time, by name, with no OpenSSL error
+ * left queued, and a matching key verifies after it. */
+static void test_verify_key_type_cached(void **state)
+{
+    (void)state;
+    char *es = sign(PC_ALG_ES256, ec_key, NULL, NULL, NULL);
+    char *ps = sign(PC_ALG_PS256, rsa_key, NULL, NULL, NULL);
+    char *ed = sign(PC_ALG_EDDSA, ed_key, NULL, NULL, NULL);
+    for (int i = 0; i < 3; i++) {
+        ERR_clear_error();
+        assert_int_equal(verify_err(es, rsa_key, PC_ALGS_FAPI), PC_ERR_DENY);
+        assert_non_null(strstr(pc_errmsg(), "not of the type"));
+        assert_int_equal(verify_err(es, ed_key, PC_ALGS_FAPI), PC_ERR_DENY);
+        assert_int_equal(verify_err(ps, ec_key, PC_ALGS_FAPI), PC_ERR_DENY);
+        assert_non_null(strstr(pc_errmsg(), "not of the type"));
+        assert_int_equal(verify_err(ed, ec_key, PC_ALGS_FAPI), PC_ERR_DENY);
+        assert_non_null(strstr(pc_errmsg(), "not of the type"));
+        assert_int_equal(ERR_peek_error(), 0);
+        assert_int_equal(verify_err(es, ec_key, PC_ALGS_FAPI), PC_ERR_NONE);
+        assert_int_equal(verify_err(ps, rsa_key, PC_ALGS_FAPI), PC_ERR_NONE);
+        assert_int_equal(verify_err(ed, ed_key, PC_ALGS_FAPI), PC_ERR_NONE);
+    }
+    /* A P-384 key is "EC" but not P-256. */
+    EVP_PKEY *p384 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+    assert_non_null(p384);
+    assert_int_equal(verify_err(es, p384, PC_ALGS_FAPI), PC_ERR_DENY);
+    assert_non_null(strstr(pc_errmsg(), "not of the type"));
+    EVP_PKEY_free(p384);
+    free(es);
+    free(ps);
+    free(ed);
 }
 
 /* ---- attacks ---------------------------------------------------------------------- */
@@ -753,6 +884,9 @@ int main(void)
         cmocka_unit_test(test_round_trip_es256),
         cmocka_unit_test(test_round_trip_ps256),
         cmocka_unit_test(test_round_trip_eddsa),
+        cmocka_unit_test(test_es256_leading_zeros),
+        cmocka_unit_test(test_signer),
+        cmocka_unit_test(test_verify_key_type_cached),
         cmocka_unit_test(test_alg_none),
         cmocka_unit_test(test_hs256_confusion),
         cmocka_unit_test(test_rs256_and_pss_salt),
