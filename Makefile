@@ -4,6 +4,7 @@
 #   make run        install deps, build, start the stack on embedded defaults
 #   make test       install deps, build, run unit + integration + fuzz smoke
 #   make unit       unit tests (cmocka) on the sanitizer build
+#   make rl-memory  the rate limiter's 64 bytes/key bound, by RSS (release build)
 #   make integration  pytest black-box tests on the sanitizer build
 #   make fuzz       build the libFuzzer targets    -> build/fuzz/
 #   make fuzz-smoke run each fuzz target briefly (FUZZ_SECONDS, default 30)
@@ -90,6 +91,18 @@ unit: $(UNIT_BIN)
 		echo "== $$t"; $$t 2>&1 || fail=1; done; \
 	if [ $$fail -ne 0 ]; then echo "unit tests FAILED"; exit 1; fi
 
+# ---- memory bound of the rate limiter, release build -------------------------
+# Measured by RSS, so not on the sanitizer build (shadow memory, redzones).
+RLMEM_BIN := build/release/tests/rl_memory
+$(RLMEM_BIN): tests/memory/rl_memory.c $(release_LIB)
+	@mkdir -p $(dir $@)
+	$(call say,LD $@)
+	$(Q)$(CC) $(BASE_CFLAGS) $(REL_CFLAGS) $< $(release_LIB) -o $@ -pie $(HARDEN_LDFLAGS) $(PKG_LIBS)
+
+rl-memory: $(RLMEM_BIN)
+	@if $(RLMEM_BIN); then echo "== check rl-memory ok"; \
+	else echo "== check rl-memory FAILED"; exit 1; fi
+
 # ---- integration tests (pytest, Debian's python3) ---------------------------
 integration: build/asan/portcullis
 	PORTCULLIS_BIN=$(CURDIR)/build/asan/portcullis \
@@ -146,9 +159,9 @@ test: deps
 	@scripts/run-tests
 
 format:
-	clang-format -i $$(find src tests/unit fuzz bench -name '*.[ch]')
+	clang-format -i $$(find src tests/unit tests/memory fuzz bench -name '*.[ch]')
 
 clean:
 	rm -rf build
 
-.PHONY: release asan unit unit-build integration fuzz fuzz-smoke bench bench-as bench-gw bench-build deps run test format clean
+.PHONY: release asan unit unit-build rl-memory integration fuzz fuzz-smoke bench bench-as bench-gw bench-build deps run test format clean

@@ -33,4 +33,11 @@ pc_as_token_state pc_as_verify_token(void *as_state, pc_str token, int64_t now, 
  * revocation at once (FAPI 2.0 §5.3.4-3). */
 bool pc_as_token_revoked(void *as_state, pc_str jti, int64_t now);
 
+/* Were all of this token's client's tokens revoked since it was issued
+ * (the detectors' revoke action)? For the gateway's cache hits, with
+ * pc_as_token_revoked. */
+bool pc_as_token_client_revoked(void *as_state, const json_t *claims);
+/* Revoke every live token of a client (pc_abuse_revoke_fn). */
+void pc_as_revoke_client(void *as_state, pc_str client_id);
+
 #endif

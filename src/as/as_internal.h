@@ -7,7 +7,6 @@
 #include "as/clients.h"
 #include "as/form.h"
 #include "as/keys.h"
-#include "as/throttle.h"
 #include "core/config.h"
 #include "core/replay.h"
 #include "jose/dpop.h"
@@ -15,6 +14,7 @@
 #include "store/store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 /* Longest access token, assertion or token parameter we look at. */
 #define PC_AS_MAX_TOKEN_PARAM 8192
@@ -22,6 +22,13 @@
 #define PC_AS_MAX_JTI 256
 /* Hard ceiling on any access token lifetime, whatever the config says. */
 #define PC_AS_MAX_TOKEN_LIFETIME_S 86400u
+/* Clients whose tokens were all revoked at once (revoke_client.c). */
+#define PC_AS_MAX_CUTOFFS 1024u
+
+typedef struct pc_as_cutoff {
+    char client_id[PC_CLIENT_MAX_ID + 1]; /* "" = free */
+    int64_t at;                           /* tokens issued at or before: revoked */
+} pc_as_cutoff;
 
 /* Kept across reloads: a SIGHUP must not reopen a replay window, forget a
  * revocation or reset a brute-force counter. */
@@ -29,17 +36,22 @@ typedef struct pc_as_shared {
     pc_replay *assertion_jti; /* namespace: client_id */
     pc_replay *dpop_jti;      /* namespace: proof key thumbprint (jkt) */
     pc_replay *revoked;       /* namespace: "" ; id: token jti; until token exp */
-    pc_throttle *auth_failures;
+    pthread_mutex_t cutoff_mu;
+    _Atomic size_t n_cutoffs;  /* 0: the common case, no lock taken */
+    pc_as_cutoff cutoffs[PC_AS_MAX_CUTOFFS];
     pc_dpop_noncer noncer;    /* server DPoP nonces, when as.dpop.nonce */
     pthread_mutex_t store_mu; /* the store connection is used by one thread at a time */
     pc_store *store;
 } pc_as_shared;
 
 /* Built for each runtime; read-only while serving. */
+typedef struct pc_abuse pc_abuse;
+
 typedef struct pc_as {
     const pc_config *cfg;     /* borrowed: the runtime outlives this */
     const pc_as_config *ac;
     pc_as_shared *sh;
+    pc_abuse *abuse;          /* rate limits, failure limits, quarantines, detectors */
     pc_client_set *clients;
     pc_keyring *keys;
     char *issuer;             /* as.issuer */
@@ -87,6 +99,10 @@ PC_MUST_USE pc_result pc_as_mint(pc_as *as, const pc_as_grant *g, int64_t now, c
  * in-process gateway): signature by a published key, typ at+jwt, iss,
  * exp. On success *claims is the payload (caller decrefs). */
 pc_as_token_state pc_as_check_token(pc_as *as, pc_str token, int64_t now, json_t **claims);
+
+/* revoke_client.c: has the token's client had every token revoked since
+ * this one was issued? */
+bool pc_as_client_cut_off(pc_as_shared *sh, const json_t *claims);
 
 /* Endpoints. */
 void pc_as_token_endpoint(pc_request *r, void *data);

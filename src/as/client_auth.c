@@ -4,6 +4,7 @@
  * authentication schemes are refused with invalid_client and a description
  * that names what is accepted. Failures are counted per client_id and per
  * client IP; past as.auth_failures_per_minute further attempts get 429. */
+#include "abuse/abuse.h"
 #include "as/as_internal.h"
 #include "core/log.h"
 #include "jose/jws.h"
@@ -32,10 +33,7 @@ static bool refuse(attempt *a, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(a->why, sizeof a->why, fmt, ap);
     va_end(ap);
-    int64_t now = pc_as_now();
-    pc_throttle_hit(a->as->sh->auth_failures, pc_str_c(pc_request_peer_ip(a->r)), now);
-    if (a->client_id[0])
-        pc_throttle_hit(a->as->sh->auth_failures, pc_str_c(a->client_id), now);
+    pc_abuse_auth_failed(a->as->abuse, pc_str_c(a->client_id), pc_request_peer_ip(a->r));
     pc_logline l;
     if (pc_log_begin(&l, PC_LOG_WARN, "client_auth_failed")) {
         pc_log_cstr(&l, "req", pc_request_id(a->r));
@@ -49,23 +47,27 @@ static bool refuse(attempt *a, const char *fmt, ...)
     return false;
 }
 
-/* Past as.auth_failures_per_minute failures for this address or for the
- * claimed client, answer 429 until the minute ends. Checked before any
- * signature work, so a brute force costs us a counter lookup. */
+/* Past as.auth_failures_per_minute failures for the claimed client, or
+ * as.auth_failures_per_minute_per_ip for this address (GCRA: that many at
+ * once, then one per 60/N seconds), answer 429 with Retry-After. Checked
+ * before any signature work, so a brute force costs us a table lookup. */
 static bool throttled(attempt *a)
 {
-    pc_as *as = a->as;
-    int64_t now = pc_as_now();
-    uint32_t limit = as->ac->auth_failures_per_minute;
-    if (pc_throttle_count(as->sh->auth_failures, pc_str_c(pc_request_peer_ip(a->r)), now) < limit &&
-        (!a->client_id[0] ||
-         pc_throttle_count(as->sh->auth_failures, pc_str_c(a->client_id), now) < limit))
+    uint32_t retry = 0;
+    if (pc_abuse_auth_allowed(a->as->abuse, pc_str_c(a->client_id), pc_request_peer_ip(a->r),
+                              &retry))
         return false;
     char ra[24];
-    snprintf(ra, sizeof ra, "%lld", (long long)pc_throttle_retry_after(now));
+    snprintf(ra, sizeof ra, "%u", retry);
     pc_response_header(a->r, "Retry-After", pc_str_c(ra));
-    pc_log_msg(PC_LOG_WARN, "client_auth_throttled", "client %s from %s: over %u failures a minute",
-               a->client_id[0] ? a->client_id : "-", pc_request_peer_ip(a->r), limit);
+    pc_logline l;
+    if (pc_log_begin(&l, PC_LOG_WARN, "client_auth_throttled")) {
+        pc_log_cstr(&l, "req", pc_request_id(a->r));
+        pc_log_cstr(&l, "peer", pc_request_peer_ip(a->r));
+        pc_log_cstr(&l, "client_id", a->client_id[0] ? a->client_id : NULL);
+        pc_log_uint(&l, "retry_after_s", retry);
+        pc_log_end(&l);
+    }
     pc_as_error(a->r, 429, "invalid_client",
                 "too many failed client authentications from this client or address; retry "
                 "after %s s",

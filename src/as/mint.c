@@ -54,7 +54,8 @@ pc_as_token_state pc_as_check_token(pc_as *as, pc_str token, int64_t now, json_t
         if (json_integer_value(exp) <= now)
             st = PC_TOKEN_EXPIRED;
         else if (pc_replay_peek(as->sh->revoked, "", 0, json_string_value(jti),
-                                json_string_length(jti), now))
+                                json_string_length(jti), now) ||
+                 pc_as_client_cut_off(as->sh, jws.payload))
             st = PC_TOKEN_REVOKED;
         else
             st = PC_TOKEN_ACTIVE;

@@ -1,6 +1,7 @@
 /* The AS as a server module: shared state made once, per-config state
  * (clients, keys, metadata) built on start and on every reload. */
 #include "as/as.h"
+#include "abuse/abuse.h"
 #include "as/as_internal.h"
 #include "core/log.h"
 
@@ -34,7 +35,7 @@ static void as_stop(void *p)
     pc_replay_free(sh->assertion_jti);
     pc_replay_free(sh->dpop_jti);
     pc_replay_free(sh->revoked);
-    pc_throttle_free(sh->auth_failures);
+    pthread_mutex_destroy(&sh->cutoff_mu);
     pc_store_close(sh->store);
     pthread_mutex_destroy(&sh->store_mu);
     free(sh);
@@ -45,13 +46,13 @@ static pc_result as_start(const pc_config *cfg, void **out)
     pc_as_shared *sh = calloc(1, sizeof *sh);
     PC_ENSURE(sh != NULL, PC_ERR_INTERNAL, "out of memory");
     pthread_mutex_init(&sh->store_mu, NULL);
+    pthread_mutex_init(&sh->cutoff_mu, NULL);
     char path[4096];
     pc_result r = store_path(cfg, path, sizeof path);
     if (pc_ok(r)) r = pc_store_open(path, &sh->store);
     if (pc_ok(r)) r = pc_replay_new(PC_REPLAY_DEFAULT_CAPACITY, &sh->assertion_jti);
     if (pc_ok(r)) r = pc_replay_new(PC_REPLAY_DEFAULT_CAPACITY, &sh->dpop_jti);
     if (pc_ok(r)) r = pc_replay_new(PC_REPLAY_DEFAULT_CAPACITY, &sh->revoked);
-    if (pc_ok(r)) r = pc_throttle_new(&sh->auth_failures);
     if (pc_ok(r)) r = pc_dpop_noncer_init(&sh->noncer, cfg->as.dpop_nonce_secret_file);
     if (pc_ok(r))
         r = pc_store_revoked_each(sh->store, pc_as_now(), revoked_into, sh->revoked);
@@ -176,6 +177,12 @@ static pc_result as_build(const pc_config *cfg, void *shared, pc_route_sink *sin
     pc_as *as = calloc(1, sizeof *as);
     PC_ENSURE(as != NULL, PC_ERR_INTERNAL, "out of memory");
     pc_result r = build_state(cfg, shared, as);
+    /* Failure limits, rate limits, quarantines and detectors: the abuse
+     * module is registered before this one and is on whenever as: is. */
+    as->abuse = pc_route_sink_module_state(sink, "abuse");
+    if (pc_ok(r) && as->abuse == NULL)
+        r = pc_fail(PC_ERR_INTERNAL, "the abuse module must be registered before the AS");
+    if (pc_ok(r)) pc_abuse_set_revoker(as->abuse, pc_as_revoke_client, as);
     static const struct {
         const char *method, *path;
         pc_handler_fn fn;

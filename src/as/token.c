@@ -2,6 +2,7 @@
  * FAPI 2.0 rules: authenticated confidential clients only, sender-
  * constrained tokens only (§5.3.2.1-4/5), scope = requested ∩ allowed,
  * RFC 8707 resource selecting the audience, DPoP per RFC 9449 §5. */
+#include "abuse/abuse.h"
 #include "as/as_internal.h"
 #include "core/log.h"
 
@@ -255,13 +256,38 @@ static void issue(pc_request *r, pc_as *as, const pc_as_authn *who, const pc_for
     free(body);
 }
 
+/* After authentication: a quarantined client gets nothing (the detectors
+ * or an operator put it there), and as.rate_limits apply, keyed by the
+ * authenticated client (so nobody can spend another client's budget).
+ * Unauthenticated floods meet the failure limits before this. */
+static bool admitted(pc_request *r, pc_as *as, const pc_as_authn *who)
+{
+    pc_str cid = pc_str_c(who->client->client_id);
+    int64_t until = 0;
+    if (pc_abuse_quarantined(as->abuse, cid, &until)) {
+        pc_logline l;
+        if (pc_log_begin(&l, PC_LOG_WARN, "quarantined_refused")) {
+            pc_log_cstr(&l, "req", pc_request_id(r));
+            pc_log_str(&l, "client_id", cid);
+            pc_log_int(&l, "until", until);
+            pc_log_end(&l);
+        }
+        pc_as_error(r, 400, "unauthorized_client",
+                    "client %s is quarantined by abuse detection; ask the operator", who->client->client_id);
+        return false;
+    }
+    pc_abuse_who w = {.client_id = cid, .sub = cid, .ip = pc_request_peer_ip(r),
+                      .route = "POST /token"};
+    return pc_abuse_limit(as->abuse, r, as->ac->rate_limits, as->ac->n_rate_limits, &w, NULL);
+}
+
 void pc_as_token_endpoint(pc_request *r, void *data)
 {
     pc_as *as = data;
     pc_form form;
     if (!pc_as_read_form(r, &form)) return;
     pc_as_authn who;
-    if (pc_as_authenticate(as, r, &form, &who)) {
+    if (pc_as_authenticate(as, r, &form, &who) && admitted(r, as, &who)) {
         pc_str gt = pc_form_get(&form, "grant_type");
         if (!gt.ptr)
             pc_as_error(r, 400, "invalid_request", "grant_type is missing");

@@ -1,4 +1,5 @@
 /* portcullis serve -c FILE and portcullis check -c FILE. */
+#include "abuse/abuse.h"
 #include "as/as.h"
 #include "as/clients.h"
 #include "gw/gw.h"
@@ -74,7 +75,10 @@ int pc_cmd_serve(int argc, char **argv)
         pc_config_free(cfg);
         return PC_EXIT_FAIL;
     }
-    pc_result r = pc_server_add_module(&pc_as_module);
+    /* Abuse resistance first: the AS and the gateway read its state for
+     * the same runtime (failure and rate limits, quarantines, detectors). */
+    pc_result r = pc_server_add_module(&pc_abuse_module);
+    if (pc_ok(r)) r = pc_server_add_module(&pc_as_module);
     /* After the AS: the gateway reads the AS's state for this runtime. */
     if (pc_ok(r)) r = pc_server_add_module(&pc_gw_module);
     if (pc_ok(r)) r = pc_server_run(cfg); /* takes cfg */

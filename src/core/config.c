@@ -409,11 +409,16 @@ static pc_result parse_log(pc_cfg_doc *d, const yaml_node_t *n, const char *path
 
 /* ---- the document ------------------------------------------------------ */
 
-enum { ROOT_SERVER, ROOT_LOG, ROOT_ROUTES, ROOT_AS, ROOT_UPSTREAMS, ROOT_GATEWAY, N_ROOT };
+enum {
+    ROOT_SERVER, ROOT_LOG, ROOT_ROUTES, ROOT_AS, ROOT_UPSTREAMS, ROOT_GATEWAY, ROOT_RATE_LIMITS,
+    ROOT_DETECT, ROOT_ADMIN, N_ROOT
+};
 static const char *const root_keys[N_ROOT] = {
     [ROOT_SERVER] = "server",       [ROOT_LOG] = "log",
     [ROOT_ROUTES] = "routes",       [ROOT_AS] = "as",
-    [ROOT_UPSTREAMS] = "upstreams", [ROOT_GATEWAY] = "gateway"};
+    [ROOT_UPSTREAMS] = "upstreams", [ROOT_GATEWAY] = "gateway",
+    [ROOT_RATE_LIMITS] = "rate_limits", [ROOT_DETECT] = "detect",
+    [ROOT_ADMIN] = "admin"};
 
 static pc_result parse_root(pc_cfg_doc *d, pc_config *cfg)
 {
@@ -425,12 +430,17 @@ static pc_result parse_root(pc_cfg_doc *d, pc_config *cfg)
     PC_GUARD(pc_cfg_require(d, root, "", root_keys[ROOT_SERVER], v[ROOT_SERVER]));
     PC_GUARD(parse_server(d, v[ROOT_SERVER], root_keys[ROOT_SERVER], cfg));
     if (v[ROOT_LOG] != NULL) PC_GUARD(parse_log(d, v[ROOT_LOG], root_keys[ROOT_LOG], cfg));
-    if (v[ROOT_AS] != NULL) PC_GUARD(pc_cfg_as(d, v[ROOT_AS], root_keys[ROOT_AS], &cfg->as));
+    /* Policies first: as and routes name them. */
+    if (v[ROOT_RATE_LIMITS] != NULL) PC_GUARD(pc_cfg_rate_limits(d, v[ROOT_RATE_LIMITS], cfg));
+    if (v[ROOT_AS] != NULL)
+        PC_GUARD(pc_cfg_as(d, v[ROOT_AS], root_keys[ROOT_AS], cfg, &cfg->as));
     /* Routes come after as, upstreams and gateway: a gateway route names
      * an upstream and takes its default audience from as.resources. */
     if (v[ROOT_UPSTREAMS] != NULL) PC_GUARD(pc_cfg_upstreams(d, v[ROOT_UPSTREAMS], cfg));
     if (v[ROOT_GATEWAY] != NULL) PC_GUARD(pc_cfg_gateway(d, v[ROOT_GATEWAY], cfg));
     if (v[ROOT_ROUTES] != NULL) PC_GUARD(pc_cfg_routes(d, v[ROOT_ROUTES], cfg));
+    if (v[ROOT_DETECT] != NULL) PC_GUARD(pc_cfg_detect(d, v[ROOT_DETECT], cfg));
+    if (v[ROOT_ADMIN] != NULL) PC_GUARD(pc_cfg_admin(d, v[ROOT_ADMIN], cfg));
     return pc_cfg_gw_finish(cfg);
 }
 
@@ -456,6 +466,7 @@ static pc_result set_defaults(pc_config *cfg, const char *name)
     cfg->log_file = NULL;
     pc_cfg_as_defaults(&cfg->as);
     pc_cfg_gw_defaults(cfg);
+    pc_cfg_abuse_defaults(cfg);
     PC_GUARD(pc_cfg_strdup(name, &cfg->path));
     return pc_cfg_strdup("./var", &cfg->state_dir);
 }
@@ -548,6 +559,7 @@ static void free_route(pc_route_config *r)
     free(r->path);
     free(r->content_type);
     free(r->body);
+    free(r->rate_limits);
     pc_cfg_route_gw_free(r);
 }
 
@@ -569,5 +581,6 @@ void pc_config_free(pc_config *cfg)
     free(cfg->gw_routes);
     pc_cfg_gw_free(cfg);
     pc_cfg_as_free(&cfg->as);
+    pc_cfg_abuse_free(cfg);
     free(cfg);
 }

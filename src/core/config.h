@@ -95,8 +95,85 @@ typedef struct pc_route_config {
     size_t upstream_index; /* into pc_config.upstreams, resolved at load */
     uint32_t timeout_ms; /* routes[].timeout; 0 = the upstream's timeout */
     pc_route_auth auth;
+    /* Abuse resistance (docs/abuse-resistance.md), upstream routes only: */
+    bool identifier;     /* routes[].identifier: path parameters feed the enumeration detector */
+    uint32_t max_distinct; /* routes[].max_distinct: that detector's cap here; 0 = detect's */
+    size_t *rate_limits; /* routes[].rate_limits: indices into pc_config.rate_limits */
+    size_t n_rate_limits;
     int line;            /* where the route was declared, for errors */
 } pc_route_config;
+
+/* What a rate-limit key is made of (rate_limits.NAME.key), combined. */
+enum {
+    PC_RL_KEY_CLIENT = 1u << 0, /* the token's client_id (token endpoint: the client's) */
+    PC_RL_KEY_SUB = 1u << 1,    /* the token's sub */
+    PC_RL_KEY_IP = 1u << 2,     /* the client's address */
+    PC_RL_KEY_ROUTE = 1u << 3,  /* the route's method and template */
+};
+
+/* rate_limits.NAME: one GCRA policy. */
+typedef struct pc_rate_limit_config {
+    char *name;
+    uint32_t quota;       /* requests per window */
+    uint32_t window_ms;
+    uint32_t burst;       /* back-to-back allowance; default quota */
+    unsigned key;         /* PC_RL_KEY_* bits, at least one */
+    int line;
+} pc_rate_limit_config;
+
+/* What a detector does when it fires (detect.*.actions), combined. Every
+ * action writes the alert line and counts; alert also POSTs the webhook. */
+enum {
+    PC_ACT_LOG = 1u << 0,
+    PC_ACT_ALERT = 1u << 1,
+    PC_ACT_THROTTLE = 1u << 2,
+    PC_ACT_QUARANTINE = 1u << 3,
+    PC_ACT_REVOKE = 1u << 4,
+};
+
+/* detect: the behavioural detectors (see detect/detect.h for the
+ * meaning of each threshold). Absent section: detectors off. */
+typedef struct pc_detect_config {
+    bool enabled;
+    uint32_t learning_ms, max_keys;
+    uint32_t quarantine_ms;        /* detect.quarantine_period: 1h */
+    uint32_t throttle_ms;          /* detect.throttle_period: 15m */
+    double throttle_factor;        /* detect.throttle_factor: 0.25 */
+    char *webhook_url;             /* detect.webhook.url, or NULL */
+    bool webhook_https;            /* ... split: scheme, host, port, path */
+    char *webhook_host;
+    uint16_t webhook_port;
+    char *webhook_path;            /* "" for none */
+    char *webhook_ca;              /* detect.webhook.ca: for https */
+    uint32_t webhook_timeout_ms;   /* detect.webhook.timeout: 5s */
+    struct {
+        bool enabled; unsigned actions;
+        uint32_t window_ms, max_distinct, min_distinct, sequential_run, sequential_gap,
+            ordered_run;
+        double baseline_factor;
+    } enumeration;
+    struct {
+        bool enabled; unsigned actions;
+        uint32_t window_ms, min_requests;
+        double max_ratio;
+    } probing;
+    struct {
+        bool enabled; unsigned actions;
+        uint32_t interval_ms, min_count;
+        double alpha, z_threshold;
+    } volume;
+    struct {
+        bool enabled; unsigned actions;
+        uint32_t window_ms, max_auth_failures, max_dpop_replays, max_binding_mismatches,
+            max_new_certs, max_new_ips;
+    } credentials;
+} pc_detect_config;
+
+/* admin: who may use the admin API (/admin/...) and /metrics. */
+typedef struct pc_admin_config {
+    char **clients;      /* admin.clients: certificate thumbprints (x5t#S256) */
+    size_t n_clients;
+} pc_admin_config;
 
 /* upstreams.NAME: where a gateway route's requests go. */
 typedef struct pc_upstream_config {
@@ -172,7 +249,10 @@ typedef struct pc_as_config {
     size_t n_scopes;
     char **resources;               /* as.resources: allowed audiences; [0] is the default */
     size_t n_resources;
-    uint32_t auth_failures_per_minute;     /* as.auth_failures_per_minute: 10 */
+    uint32_t auth_failures_per_minute;     /* as.auth_failures_per_minute: 10, per client_id */
+    uint32_t auth_failures_per_minute_per_ip; /* as.auth_failures_per_minute_per_ip: 30 */
+    size_t *rate_limits;            /* as.rate_limits: policies on every token request */
+    size_t n_rate_limits;
     pc_as_client_seed *clients;     /* as.clients */
     size_t n_clients;
 } pc_as_config;
@@ -197,6 +277,10 @@ typedef struct pc_config {
     pc_route_config *gw_routes; /* the upstream: routes, moved out of routes[] */
     size_t n_gw_routes;
     pc_gw_config gw;
+    pc_rate_limit_config *rate_limits; /* rate_limits: */
+    size_t n_rate_limits;
+    pc_detect_config detect;
+    pc_admin_config admin;
 } pc_config;
 
 /* Load and validate a config file. On failure *out is NULL and pc_errmsg()

@@ -30,6 +30,8 @@ enum {
     AS_ASSERTION_MAX,
     AS_SKEW,
     AS_FAILURES,
+    AS_FAILURES_IP,
+    AS_RATE_LIMITS,
     AS_SCOPES,
     AS_RESOURCES,
     AS_DPOP,
@@ -46,6 +48,8 @@ static const char *const as_keys[N_AS] = {
     [AS_ASSERTION_MAX] = "assertion_max_lifetime",
     [AS_SKEW] = "clock_skew",
     [AS_FAILURES] = "auth_failures_per_minute",
+    [AS_FAILURES_IP] = "auth_failures_per_minute_per_ip",
+    [AS_RATE_LIMITS] = "rate_limits",
     [AS_SCOPES] = "scopes",
     [AS_RESOURCES] = "resources",
     [AS_DPOP] = "dpop",
@@ -72,6 +76,7 @@ void pc_cfg_as_defaults(pc_as_config *ac)
     ac->clock_skew_ms = 10u * 1000u;
     ac->dpop_proof_lifetime_ms = 60u * 1000u;
     ac->auth_failures_per_minute = 10;
+    ac->auth_failures_per_minute_per_ip = 30;
 }
 
 void pc_cfg_as_free(pc_as_config *ac)
@@ -89,6 +94,7 @@ void pc_cfg_as_free(pc_as_config *ac)
         free(ac->clients[i].metadata_json);
     }
     free(ac->clients);
+    free(ac->rate_limits);
 }
 
 /* https://host[:port][/path], no query, fragment or trailing slash: the
@@ -315,7 +321,8 @@ static pc_result parse_durations(pc_cfg_doc *d, yaml_node_t **v, const char *pat
     return PC_OK;
 }
 
-pc_result pc_cfg_as(pc_cfg_doc *d, const yaml_node_t *n, const char *path, pc_as_config *ac)
+pc_result pc_cfg_as(pc_cfg_doc *d, const yaml_node_t *n, const char *path, const pc_config *cfg,
+                    pc_as_config *ac)
 {
     yaml_node_t *v[N_AS];
     char sub[PC_CONFIG_MAX_PATH];
@@ -344,6 +351,16 @@ pc_result pc_cfg_as(pc_cfg_doc *d, const yaml_node_t *n, const char *path, pc_as
     if (v[AS_FAILURES]) {
         pc_cfg_path(sub, sizeof sub, path, as_keys[AS_FAILURES]);
         PC_GUARD(pc_cfg_uint(d, v[AS_FAILURES], sub, 1, 1000000, &ac->auth_failures_per_minute));
+    }
+    if (v[AS_FAILURES_IP]) {
+        pc_cfg_path(sub, sizeof sub, path, as_keys[AS_FAILURES_IP]);
+        PC_GUARD(pc_cfg_uint(d, v[AS_FAILURES_IP], sub, 1, 1000000,
+                             &ac->auth_failures_per_minute_per_ip));
+    }
+    if (v[AS_RATE_LIMITS]) {
+        pc_cfg_path(sub, sizeof sub, path, as_keys[AS_RATE_LIMITS]);
+        PC_GUARD(pc_cfg_policy_refs(d, v[AS_RATE_LIMITS], sub, cfg, &ac->rate_limits,
+                                    &ac->n_rate_limits));
     }
     if (v[AS_SCOPES]) {
         pc_cfg_path(sub, sizeof sub, path, as_keys[AS_SCOPES]);

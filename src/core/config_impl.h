@@ -126,7 +126,7 @@ void pc_cfg_as_defaults(pc_as_config *ac);
 /* Parse the `as:` mapping; on failure what was allocated stays in ac for
  * pc_cfg_as_free. */
 PC_MUST_USE pc_result pc_cfg_as(pc_cfg_doc *d, const yaml_node_t *n, const char *path,
-                                pc_as_config *ac);
+                                const pc_config *cfg, pc_as_config *ac);
 void pc_cfg_as_free(pc_as_config *ac);
 
 /* ---- config_gw.c -------------------------------------------------------- */
@@ -168,5 +168,25 @@ bool pc_cfg_gw_header_name_ok(const char *s);
 /* http(s)://host[:port][/path] into u's https, host, port, base_path;
  * http only to loopback. why says what is wrong. */
 bool pc_cfg_gw_split_url(const char *s, pc_upstream_config *u, char *why, size_t cap);
+
+/* ---- config_abuse.c ---------------------------------------------------- */
+
+/* `rate_limits:`, `detect:` and `admin:` (docs/abuse-resistance.md), and
+ * the abuse keys of a route. rate_limits is parsed before as and routes,
+ * which name its policies. */
+void pc_cfg_abuse_defaults(pc_config *cfg);
+PC_MUST_USE pc_result pc_cfg_rate_limits(pc_cfg_doc *d, const yaml_node_t *n, pc_config *cfg);
+PC_MUST_USE pc_result pc_cfg_detect(pc_cfg_doc *d, const yaml_node_t *n, pc_config *cfg);
+PC_MUST_USE pc_result pc_cfg_admin(pc_cfg_doc *d, const yaml_node_t *n, pc_config *cfg);
+/* A list of policy names from rate_limits:, as indices. */
+PC_MUST_USE pc_result pc_cfg_policy_refs(pc_cfg_doc *d, const yaml_node_t *n, const char *path,
+                                         const pc_config *cfg, size_t **out, size_t *count);
+/* A route's identifier: / max_distinct: / rate_limits: (any may be NULL). */
+PC_MUST_USE pc_result pc_cfg_route_abuse(pc_cfg_doc *d, const yaml_node_t *route,
+                                         const yaml_node_t *identifier,
+                                         const yaml_node_t *max_distinct,
+                                         const yaml_node_t *rate_limits, const char *path,
+                                         const pc_config *cfg, pc_route_config *r);
+void pc_cfg_abuse_free(pc_config *cfg);
 
 #endif

@@ -25,11 +25,15 @@
  * then fail at start. Only a few rare WebDAV methods are longer. */
 #define ROUTE_MAX_METHOD 15u
 
-enum { RT_METHOD, RT_PATH, RT_STATIC, RT_HANDLER, RT_UPSTREAM, RT_AUTH, RT_TIMEOUT, N_RT };
+enum {
+    RT_METHOD, RT_PATH, RT_STATIC, RT_HANDLER, RT_UPSTREAM, RT_AUTH, RT_TIMEOUT, RT_IDENTIFIER,
+    RT_MAX_DISTINCT, RT_RATE_LIMITS, N_RT
+};
 static const char *const route_keys[N_RT] = {
     [RT_METHOD] = "method",     [RT_PATH] = "path", [RT_STATIC] = "static",
     [RT_HANDLER] = "handler",   [RT_UPSTREAM] = "upstream", [RT_AUTH] = "auth",
-    [RT_TIMEOUT] = "timeout"};
+    [RT_TIMEOUT] = "timeout",   [RT_IDENTIFIER] = "identifier",
+    [RT_MAX_DISTINCT] = "max_distinct", [RT_RATE_LIMITS] = "rate_limits"};
 
 enum { ST_STATUS, ST_CONTENT_TYPE, ST_BODY, N_ST };
 static const char *const static_keys[N_ST] = {
@@ -269,9 +273,20 @@ static pc_result parse_action(pc_cfg_doc *d, const yaml_node_t *n, yaml_node_t *
     if (actions != 1)
         return pc_cfg_fail(d, n, path,
                            "expected exactly one of static, handler or upstream, got more than one");
-    if (v[RT_UPSTREAM] != NULL || v[RT_AUTH] != NULL || v[RT_TIMEOUT] != NULL)
-        return pc_cfg_route_upstream(d, n, v[RT_UPSTREAM], v[RT_AUTH], v[RT_TIMEOUT], path, cfg,
-                                     r);
+    if (v[RT_UPSTREAM] == NULL &&
+        (v[RT_IDENTIFIER] != NULL || v[RT_MAX_DISTINCT] != NULL || v[RT_RATE_LIMITS] != NULL)) {
+        const yaml_node_t *at = v[RT_IDENTIFIER] ? v[RT_IDENTIFIER]
+                                : v[RT_MAX_DISTINCT] ? v[RT_MAX_DISTINCT] : v[RT_RATE_LIMITS];
+        return pc_cfg_fail(d, at, path,
+                           "identifier, max_distinct and rate_limits apply only to an upstream: "
+                           "route");
+    }
+    if (v[RT_UPSTREAM] != NULL || v[RT_AUTH] != NULL || v[RT_TIMEOUT] != NULL) {
+        PC_GUARD(pc_cfg_route_upstream(d, n, v[RT_UPSTREAM], v[RT_AUTH], v[RT_TIMEOUT], path, cfg,
+                                       r));
+        return pc_cfg_route_abuse(d, n, v[RT_IDENTIFIER], v[RT_MAX_DISTINCT], v[RT_RATE_LIMITS],
+                                  path, cfg, r);
+    }
     if (v[RT_STATIC] != NULL) {
         pc_cfg_path(sub, sizeof sub, path, route_keys[RT_STATIC]);
         r->kind = PC_ROUTE_STATIC;

@@ -259,6 +259,13 @@ void pc_log_millis(pc_logline *l, const char *key, uint64_t micros)
     field_done(l);
 }
 
+void pc_log_json(pc_logline *l, const char *key, const char *json)
+{
+    put_key(l, key);
+    put_raw(l, json, strlen(json));
+    field_done(l);
+}
+
 void pc_log_bool(pc_logline *l, const char *key, bool val)
 {
     put_key(l, key);

@@ -51,6 +51,10 @@ void pc_log_millis(pc_logline *l, const char *key, uint64_t micros);
 /* Logs the first 8 characters of a secret-bearing value followed by "..."
  * and its length, so operators can correlate without the log holding it. */
 void pc_log_redacted(pc_logline *l, const char *key, pc_str secret);
+/* A JSON value written as is (an object our own code built, such as a
+ * detector's evidence). The caller guarantees it is valid JSON; it is never
+ * bytes from a request. */
+void pc_log_json(pc_logline *l, const char *key, const char *json);
 void pc_log_end(pc_logline *l);
 
 /* One-call convenience for a line with a message. */

@@ -66,6 +66,13 @@ typedef struct pc_det_config {
         uint32_t sequential_run;   /* consecutive ascending ids with small gaps; default 20 */
         uint32_t sequential_gap;   /* largest gap that counts as "next" (ids read as base-36 numbers); default 16 */
         uint32_t ordered_run;      /* consecutive strictly ascending distinct ids, any gap; default 60 */
+        /* Scan: a window in which nearly every request names an identifier
+         * not seen before in it, and more of them than scan_fraction of the
+         * cap. Catches a fresh client walking random valid identifiers
+         * slowly (1/s) before it reaches the cap; a client re-reading its
+         * own records repeats them and stays silent. */
+        double scan_fraction;      /* of the route's cap; default 0.5 */
+        double scan_ratio;         /* distinct / requests in the window; default 0.9 */
     } enumeration;
     struct {
         bool enabled;
@@ -79,6 +86,10 @@ typedef struct pc_det_config {
         double alpha;              /* EWMA weight of the newest interval; default 0.1 */
         double z_threshold;        /* fire when (count - mean) / sd exceeds this; default 6 */
         uint32_t min_count;        /* never fire below this many requests per interval; default 100 */
+        /* ... nor below this multiple of the learned mean: real traffic is
+         * overdispersed (a benign partner bursts 5x for seconds), which a
+         * Poisson-floored z-score alone would flag; default 8 */
+        double min_factor;
     } volume;
     struct {
         bool enabled;

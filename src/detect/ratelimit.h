@@ -10,13 +10,18 @@
  * Shared by all workers (one client's connections land on different
  * threads): keys are sharded by a keyed hash, a mutex per shard. Bounded:
  * each shard holds a fixed number of keys and evicts the least recently
- * used. Eviction must not hand an abusive key a fresh full bucket, so an
+ * used. A key is held as a 64-bit keyed hash (SipHash, random key), never
+ * as its text, with 32-bit indices for the hash chain and the LRU list in
+ * one entry array per shard: 32 bytes a key, under 40 with the index and
+ * the remembered array (pc_rl_bytes_per_key; the issue's bound is 64).
+ * Eviction must not hand an abusive key a fresh full bucket, so an
  * evicted key's arrival time is folded into a fixed-size "remembered" array
  * (max per slot) that a re-created key starts from: a key can only come
  * back at least as limited as it left (another key sharing that slot may
  * start limited too: the error is towards refusing, and it fades as the
  * remembered time passes). Keys too long or empty count against
- * one shared fallback bucket, never against no limit (fail closed). */
+ * one shared fallback bucket (kept apart from the table, never evicted),
+ * never against no limit (fail closed). */
 #ifndef PC_DETECT_RATELIMIT_H
 #define PC_DETECT_RATELIMIT_H
 
@@ -30,7 +35,7 @@
 /* Longest key we keep (e.g. "client_id|ip|route"); longer ones share the
  * fallback bucket. */
 #define PC_RL_MAX_KEY 128
-/* Default number of keys held (about 200 bytes each with the LRU links). */
+/* Default number of keys held (under 40 bytes each, all structures included). */
 #define PC_RL_DEFAULT_KEYS (1u << 20)
 
 typedef struct pc_rl_policy {
@@ -56,8 +61,9 @@ void pc_rl_free(pc_ratelimit *rl);
  * monotonic origin; tests pass their own clock). */
 pc_rl_result pc_rl_check(pc_ratelimit *rl, pc_str key, const pc_rl_policy *p, int64_t now_us);
 /* Would one more request for key be allowed at now_us? Counts nothing
- * (the token endpoint's failure limits: look before authenticating,
- * count only failures). */
+ * and creates no state (the token endpoint's failure limits: look before
+ * authenticating, count only failures). remaining is the number allowed
+ * now, this one included; when refused, retry_after_s is as for check. */
 pc_rl_result pc_rl_peek(pc_ratelimit *rl, pc_str key, const pc_rl_policy *p, int64_t now_us);
 /* Keys currently held. */
 size_t pc_rl_keys(pc_ratelimit *rl);

@@ -112,7 +112,9 @@ static pc_as_token_state lookup_token(const pc_gw *gw, pc_str token, int64_t now
         const json_t *jti = json_object_get(*claims, "jti");
         if (!json_is_string(jti)) return PC_TOKEN_INVALID;
         pc_str j = {json_string_value(jti), json_string_length(jti)};
-        return pc_as_token_revoked(gw->as, j, now) ? PC_TOKEN_REVOKED : PC_TOKEN_ACTIVE;
+        return pc_as_token_revoked(gw->as, j, now) || pc_as_token_client_revoked(gw->as, *claims)
+                   ? PC_TOKEN_REVOKED
+                   : PC_TOKEN_ACTIVE;
     }
     pc_as_token_state st = pc_as_verify_token(gw->as, token, now, claims);
     const json_t *exp = json_object_get(*claims, "exp");
@@ -172,6 +174,7 @@ static bool check_scope(pc_request *r, const pc_gw_route *rt, const char *iid, c
     /* RFC 6750 §3.1: 403 insufficient_scope, naming the scope needed. */
     pc_gw_refusal f = {403, c->scheme == PC_GW_SCHEME_DPOP ? PC_GW_CH_DPOP : PC_GW_CH_BEARER, "insufficient_scope",
                  desc, need, false};
+    pc_gw_observe_status(rt, id, 403); /* probing: reaching for what it may not have */
     return pc_gw_refuse(r, rt, &f, iid, id->jti);
 }
 

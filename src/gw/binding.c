@@ -3,6 +3,7 @@
  * with a fresh proof by the key it names (RFC 9449 §7). Behind a
  * TLS-terminating proxy the certificate may come from the RFC 9440
  * Client-Cert header, but only from a trusted proxy address. */
+#include "detect/detect.h"
 #include "gw/internal.h"
 #include "jose/jws.h"
 
@@ -46,6 +47,7 @@ static bool check_mtls(pc_request *r, const pc_gw_route *rt, const char *iid, co
     /* RFC 8705 §3: the certificate of this TLS connection (or of the
      * trusted proxy's header) must be the one the token is bound to. */
     if (id->x5t[0] == '\0' || !pc_ct_eq(id->x5t, strlen(id->x5t), cnf_x5t, strlen(cnf_x5t))) {
+        pc_gw_observe_credential(rt, id->client_id, PC_DET_BINDING_MISMATCH);
         pc_gw_refusal f = {401, PC_GW_CH_BEARER, "invalid_token",
                      id->x5t[0] ? "the access token is bound to another certificate"
                                 : "the access token is bound to a client certificate; none was presented",
@@ -67,7 +69,8 @@ static pc_str one_dpop_header(const pc_http_req *h, size_t *count)
     return v;
 }
 
-static bool check_dpop(pc_request *r, const pc_gw_route *rt, const char *iid, const pc_gw_creds *c,
+static bool check_dpop(pc_request *r, const pc_gw_route *rt, const char *iid, const char *client_id,
+                       const pc_gw_creds *c,
                        const char *cnf_jkt)
 {
     const pc_gw *gw = rt->gw;
@@ -110,6 +113,7 @@ static bool check_dpop(pc_request *r, const pc_gw_route *rt, const char *iid, co
         return pc_gw_refuse(r, rt, &f, iid, NULL);
     }
     if (strcmp(proof.jkt, cnf_jkt) != 0) {
+        pc_gw_observe_credential(rt, client_id, PC_DET_BINDING_MISMATCH);
         /* RFC 9449 §7.1's own example: a key mismatch is invalid_token. */
         pc_gw_refusal f = {401, PC_GW_CH_DPOP, "invalid_token", "the DPoP proof key is not the one the access token is bound to", NULL, false};
         return pc_gw_refuse(r, rt, &f, iid, proof.jti);
@@ -121,6 +125,7 @@ static bool check_dpop(pc_request *r, const pc_gw_route *rt, const char *iid, co
                             chk.now)) {
     case PC_REPLAY_FRESH: return true;
     case PC_REPLAY_SEEN: {
+        pc_gw_observe_credential(rt, client_id, PC_DET_DPOP_REPLAY);
         pc_gw_refusal f = {401, PC_GW_CH_DPOP, "invalid_dpop_proof", "the DPoP proof has already been used", NULL, false};
         return pc_gw_refuse(r, rt, &f, iid, proof.jti);
     }
@@ -151,11 +156,14 @@ bool pc_gw_check_binding(pc_request *r, const pc_gw_route *rt, const char *iid, 
     else if (want == PC_GW_BIND_DPOP && jkt == NULL)
         why = "this resource requires a DPoP-bound access token";
     if (why != NULL) {
+        /* A bound token without its binding: presented by someone else. */
+        if (jkt != NULL || x5t != NULL)
+            pc_gw_observe_credential(rt, id->client_id, PC_DET_BINDING_MISMATCH);
         pc_gw_refusal f = {401, ch, "invalid_token", why, NULL, false};
         return pc_gw_refuse(r, rt, &f, iid, id->jti);
     }
     if (x5t != NULL && !check_mtls(r, rt, iid, x5t, id)) return false;
-    if (jkt != NULL && !check_dpop(r, rt, iid, c, jkt)) return false;
+    if (jkt != NULL && !check_dpop(r, rt, iid, id->client_id, c, jkt)) return false;
     id->dpop_nonce = jkt != NULL && rt->gw->cfg->gw.dpop_nonce;
     if (x5t == NULL) (void)pc_gw_client_x5t(r, rt->gw, id->x5t);
     return true;

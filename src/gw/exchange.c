@@ -134,6 +134,7 @@ static void arm(exchange *x, int64_t ms)
 static void succeed(exchange *x, struct evhttp_request *u, int code)
 {
     pc_request *r = x->r;
+    pc_gw_observe_status(x->rt, &x->id, code);
     char iid[sizeof x->iid];
     memcpy(iid, x->iid, sizeof iid);
     /* RFC 9449 §8.2: a fresh nonce on every answer, so a client never has

@@ -11,6 +11,7 @@
  * tokcache.c per-worker verified-token cache
  * jwks.c     a remote AS's keys (gateway.remote_as), fetched by a thread
  * introspect.c RFC 7662 checks at a remote AS, cached per worker
+ * guard.c    abuse resistance: quarantine, rate limits, detector inputs
  * hygiene.c, authz.c, peer.c  pure parsing helpers (unit tested, fuzzed) */
 #ifndef PC_GW_INTERNAL_H
 #define PC_GW_INTERNAL_H
@@ -50,6 +51,7 @@ typedef struct pc_gw_shared {
 } pc_gw_shared;
 
 typedef struct pc_gw pc_gw;
+typedef struct pc_abuse pc_abuse;
 
 /* One upstream: route of a runtime. */
 typedef struct pc_gw_route {
@@ -57,6 +59,8 @@ typedef struct pc_gw_route {
     const pc_route_config *rc;     /* borrowed from the runtime's config */
     const pc_upstream_config *up;
     uint32_t timeout_ms;           /* route timeout, else the upstream's */
+    char *label;                   /* "GET /customers/{tag}": rate-limit keys, logs */
+    uint32_t slot;                 /* the enumeration detector's per-route slot */
 } pc_gw_route;
 
 /* Built for each runtime; read-only while serving. */
@@ -64,6 +68,7 @@ struct pc_gw {
     const pc_config *cfg;          /* borrowed: the runtime outlives this */
     pc_gw_shared *sh;
     void *as;                      /* the in-process AS's state, or NULL */
+    pc_abuse *abuse;               /* rate limits, quarantines, detectors, or NULL */
     pc_gw_route *routes;
     size_t n_routes;
     pc_gw_cidr proxies[PC_GW_MAX_PROXIES];
@@ -127,6 +132,18 @@ bool pc_gw_trusted_peer(const pc_gw *gw, const struct sockaddr *addr);
  * RFC 9440 header's when that mode is on and the peer is trusted. "" if
  * none; false if a header was present but malformed. */
 bool pc_gw_client_x5t(pc_request *r, const pc_gw *gw, char out[PC_X5T_S256_BUF]);
+
+/* ---- guard.c ---------------------------------------------------------------- */
+
+/* After the token checks: quarantine, the route's rate limits (with the
+ * RateLimit headers), the detectors' request inputs. On refusal it has
+ * answered (403 client_quarantined, 429) and returns false. */
+PC_MUST_USE bool pc_gw_guard(pc_request *r, const pc_gw_route *rt, const pc_gw_identity *id,
+                             const char *iid);
+/* The status answered for an identified request (probing detector). */
+void pc_gw_observe_status(const pc_gw_route *rt, const pc_gw_identity *id, int status);
+/* A credential event (binding mismatch, DPoP replay) for client_id (may be NULL). */
+void pc_gw_observe_credential(const pc_gw_route *rt, const char *client_id, int ev);
 
 /* ---- upstream.c ------------------------------------------------------------- */
 

@@ -1,6 +1,7 @@
 /* The gateway as a server module: shared state made once (the DPoP jti
  * replay cache and the nonce secret), per-runtime state (routes, trusted
  * proxy ranges) built on start and on every reload. */
+#include "abuse/abuse.h"
 #include "as/as.h"
 #include "core/log.h"
 #include "gw/internal.h"
@@ -55,6 +56,7 @@ static void gw_free(void *p)
 {
     pc_gw *gw = p;
     if (gw == NULL) return;
+    for (size_t i = 0; gw->routes && i < gw->n_routes; i++) free(gw->routes[i].label);
     free(gw->routes);
     free(gw);
 }
@@ -88,6 +90,7 @@ static pc_result build_state(const pc_config *cfg, pc_gw *gw, pc_route_sink *sin
     gw->cfg = cfg;
     gw->generation = atomic_fetch_add(&generations, 1) + 1;
     gw->as = pc_route_sink_module_state(sink, "as");
+    gw->abuse = pc_route_sink_module_state(sink, "abuse");
     /* The fetcher was started with the config of the server's start: a
      * reload may drop gateway.remote_as but not add or change it. */
     PC_ENSURE(!cfg->gw.remote || (gw->sh->jwks != NULL && pc_gw_jwks_same(gw->sh->jwks, &cfg->gw)),
@@ -113,6 +116,13 @@ static pc_result build_state(const pc_config *cfg, pc_gw *gw, pc_route_sink *sin
         rt->rc = rc;
         rt->up = &cfg->upstreams[rc->upstream_index];
         rt->timeout_ms = rc->timeout_ms ? rc->timeout_ms : rt->up->timeout_ms;
+        size_t ll = strlen(rc->method) + strlen(rc->path) + 2;
+        rt->label = malloc(ll);
+        PC_ENSURE(rt->label != NULL, PC_ERR_INTERNAL, "out of memory");
+        snprintf(rt->label, ll, "%s %s", rc->method, rc->path);
+        rt->slot = (uint32_t)i;
+        if ((rc->n_rate_limits || rc->identifier) && gw->abuse == NULL)
+            return pc_fail(PC_ERR_INTERNAL, "the abuse module must be registered before the gateway");
         /* Tokens come only from the in-process AS today; a route that asks
          * for auth without one could never admit anybody. Refuse the
          * config instead of failing every request (remote JWKS is later). */

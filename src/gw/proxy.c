@@ -126,6 +126,6 @@ void pc_gw_handle(pc_request *r, void *data)
     memset(&id, 0, sizeof id);
     if (rt->rc->auth.enabled && !pc_gw_authorize(r, rt, &id, iid)) return;
     if (!rt->rc->auth.enabled) (void)pc_gw_client_x5t(r, rt->gw, id.x5t);
-    pc_gw_introspect_then_proxy(r, rt, &id, iid, id.token);
+    if (pc_gw_guard(r, rt, &id, iid)) pc_gw_introspect_then_proxy(r, rt, &id, iid, id.token);
     pc_gw_identity_clear(&id);
 }
