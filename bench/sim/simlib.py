@@ -586,6 +586,7 @@ class Client:
             return None
         st.token_status[r.status] += 1
         now = self.sim.now()
+        self.check_token_headers(r)
         if r.status == 200:
             doc = r.json()
             self.token = doc["access_token"]
@@ -665,6 +666,17 @@ class Client:
                 st.retry_after.append(ra)
         elif policy and r.status in (200, 404):
             self._hdr("policy", [h for h in POLICY_HEADERS if r.header(h) is None], r)
+
+    def check_token_headers(self, r):
+        """Token responses fall under as.rate_limits: RateLimit and
+        RateLimit-Policy on a 200; a 429 as for the gateway."""
+        if not self.stack.defenses or "as.rate_limits" in self.stack.dropped:
+            return
+        if r.status == 200:
+            self._hdr("token_policy", [h for h in POLICY_HEADERS if r.header(h) is None], r)
+        elif r.status == 429:
+            self._hdr("token_429", [h for h in ("retry-after",) + POLICY_HEADERS
+                                    if r.header(h) is None], r)
 
     def _hdr(self, name, missing, r):
         if missing:
@@ -976,7 +988,7 @@ class BruteForce(Attack):
                     st.mark("refused", now)
                     if r.status == 429:
                         st.mark("429", now)
-                        c.check_headers(r, policy=False)
+                        c.check_token_headers(r)
             t_next += interval
 
 
