@@ -436,9 +436,10 @@ class LogWatcher(threading.Thread):
     """Follows the server's JSON log and keeps the detector's lines
     (event or msg "detect_alert") and other warnings about sanctions."""
 
-    def __init__(self, path):
+    def __init__(self, path, since=0.0):
         super().__init__(daemon=True)
         self.path = Path(path)
+        self.since = since        # ignore lines older than this (earlier runs on the same server)
         self.alerts = []          # parsed detect_alert lines, with "_t" (epoch seconds)
         self.other = []           # other warn/error lines (at most 200)
         self.stopping = False
@@ -473,6 +474,8 @@ class LogWatcher(threading.Thread):
             rec["_t"] = parse_ts(rec["ts"])
         except (KeyError, ValueError):
             rec["_t"] = time.time()
+        if rec["_t"] < self.since:
+            return
         if rec.get("event") == "detect_alert" or rec.get("msg") == "detect_alert":
             self.alerts.append(rec)
         elif len(self.other) < 200:
@@ -644,6 +647,8 @@ class Client:
             if st.record_times is not None:
                 st.record_times.append(now)
         elif r.status == 403:
+            st.hdr_example.setdefault("403", {"content_type": r.header("content-type"),
+                                              "body": r.body[:400].decode("latin-1")})
             if b"client_quarantined" in r.body or b"quarantine" in r.body:
                 st.mark("quarantined", now)
             st.mark("403", now)
@@ -1001,16 +1006,26 @@ ATTACKS = {"enum-fast": Enumeration, "enum-slow": Enumeration, "scrape": Scrape,
 # ---------------------------------------------------------------------------
 
 class Simulation:
-    def __init__(self, stack, say=print):
+    """One run of traffic on a started Stack. `attacks` and `duration`
+    override the stack's scenario (the attack clients must be registered:
+    a subset of the stack's attacks)."""
+
+    def __init__(self, stack, say=print, attacks=None, duration=None):
         self.stack = stack
-        self.sc = stack.sc
+        self.sc = dict(stack.sc)
+        if attacks is not None:
+            assert set(attacks) <= set(stack.attack_ids), attacks
+            self.sc["attacks"] = attacks
+        if duration is not None:
+            self.sc["duration"] = duration
         self.say = say
         self.rng = random.Random(self.sc["seed"])
         self.stopping = False
         self._tag_next = 0
         self._veh_next = 0
         self._lock = threading.Lock()
-        self.t0 = None
+        self.t0 = time.time()
+        self.t0_mono = time.monotonic()
         self.end = self.sc["duration"]
 
     # -- shared resources
@@ -1026,7 +1041,7 @@ class Simulation:
     def attack_tags(self, name):
         """Valid tags for an enumeration attack: other partners' customers
         and everyone else's, from a range of its own."""
-        k = list(self.sc["attacks"]).index(name)
+        k = list(self.stack.attack_ids).index(name)
         tags = self.stack.tags
         lo = len(tags) // 2 + k * 5000
         return tags[lo:lo + 5000] if lo + 5000 <= len(tags) else tags[-5000:]
@@ -1047,18 +1062,19 @@ class Simulation:
                 return t
 
     def attack_index(self, name):
-        return list(self.sc["attacks"]).index(name) + 1
+        return list(self.stack.attack_ids).index(name) + 1
 
     # -- run
     def run(self, progress=10.0):
         sc, st = self.sc, self.stack
-        self.watch = LogWatcher(st.srv.log_path)
-        self.watch.start()
         self.partners = [Partner(self, i, cid) for i, cid in enumerate(st.partner_ids)]
-        self.victim = Partner(self, 250, st.victim_id, kind="victim") if st.victim_id else None
+        self.victim = (Partner(self, 250, st.victim_id, kind="victim")
+                       if "stolen-token" in sc["attacks"] else None)
         self.attacks = [ATTACKS[n](self, n, p) for n, p in sc["attacks"].items()]
         self.t0 = time.time()
         self.t0_mono = time.monotonic()
+        self.watch = LogWatcher(st.srv.log_path, since=self.t0)
+        self.watch.start()
         actors = self.partners + ([self.victim] if self.victim else []) + self.attacks
         for a in actors:
             a.start()
@@ -1158,8 +1174,12 @@ def build_report(sim):
             row["error"] = atk.error
         first = s.first
         q_alert = [a for a in alerts if "quarantine" in (a.get("actions") or [])]
-        stop_t = min([first[k] for k in ("quarantined", "403") if k in first]
-                     + [_rel(sim, a) for a in q_alert], default=None)
+        # stopped: the first refusal for quarantine the attacker saw (the
+        # request that tripped the detector is still answered); failing
+        # that, the quarantine alert
+        stop_t = min([first[k] for k in ("quarantined", "403") if k in first], default=None)
+        if stop_t is None:
+            stop_t = min([_rel(sim, a) for a in q_alert], default=None)
         refusal = min([first[k] for k in ("quarantined", "403", "429", "refused") if k in first],
                       default=None)
         if isinstance(atk, StolenToken):
@@ -1172,6 +1192,11 @@ def build_report(sim):
                                if a not in alerts and (a.get("client_id") == stack.bf_target
                                                        or str(a.get("key", "")).endswith(":" + stack.bf_target))]
             stop_t = refusal
+            row["target"] = stack.bf_target
+            row["target_quarantined"] = any(
+                q.get("client_id") == stack.bf_target and q.get("quarantined")
+                for q in (sim.metrics.get("quarantines") or {}).get("quarantines", [])
+                if isinstance(q, dict)) if isinstance(sim.metrics.get("quarantines"), dict) else None
         first_alert = min((_rel(sim, a) for a in alerts), default=None)
         recs = s.record_times or []
         row["records_before_stop"] = (len([t for t in recs if stop_t is None or t < stop_t]))
@@ -1302,7 +1327,7 @@ def checks(rep):
         t = a["time_to_stop_s"]
         add(f"{name} quarantined within 1000 records and 60 s",
             quarantined and t is not None and t <= 60 and a["records_before_stop"] <= 1000,
-            f"quarantined={quarantined} records_before={a['records_before_stop']} time={t}s")
+            f"quarantined={quarantined} records_before={a['records_before_stop']} time={_fmt(t)}s")
     a = by.get("enum-slow")
     if a:
         add("enum-slow runs below the partner rate limit",
@@ -1373,8 +1398,11 @@ def format_table(rep):
         lines.append(f"headers on benign answers: {b['headers']}")
     if rep.get("victim"):
         v = rep["victim"]
-        lines.append(f"stolen-token victim {v['client_id']}: {v['requests']} requests, "
-                     f"status {v['status']}")
+        lines.append(f"stolen-token victim {v['client_id']} (not counted as benign): "
+                     f"{v['requests']} requests, status {v['status']}")
+    for a in rep["attacks"]:
+        if a["attack"] == "brute-force" and a.get("target_quarantined") is not None:
+            lines.append(f"brute-force target {a['target']} quarantined: {a['target_quarantined']}")
     lines.append("")
     for c in rep["checks"]:
         lines.append(f"[{'PASS' if c['ok'] else 'FAIL'}] {c['check']}: {c['detail']}")
