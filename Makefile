@@ -11,6 +11,7 @@
 #   make bench      portcullis vs nginx (not a test; prints figures)
 #   make bench-as   token endpoint vs oidc-provider
 #   make bench-gw   gateway vs nginx as a TLS reverse proxy
+#   make sim        traffic simulator: benign partners + attacks (SIM_ARGS=--quick)
 #   make format     clang-format the tree
 .DEFAULT_GOAL := release
 
@@ -146,6 +147,8 @@ bench-as: bench-build
 	bench/as/run.sh
 bench-gw: bench-build
 	bench/gw/run.sh
+sim: build/release/portcullis
+	/usr/bin/python3 bench/sim/sim.py --json bench/out/sim.json $(SIM_ARGS)
 
 # ---- the two commands ---------------------------------------------------------
 deps:
