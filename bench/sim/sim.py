@@ -44,6 +44,9 @@ def main(argv=None):
     ap.add_argument("--day", type=float, help="seconds in one compressed day (default 200)")
     ap.add_argument("--sorted-batches", action="store_true",
                     help="benign bursts walk the partner's tags in sorted order")
+    ap.add_argument("--bf-target", metavar="CLIENT_ID",
+                    help="client_id the brute force attacks (default bf-target, a client of its "
+                         "own; e.g. partner-01 to aim at a benign partner)")
     ap.add_argument("--webhook", action="store_true",
                     help="configure detect.webhook and count the alerts it receives")
     ap.add_argument("--no-access-log", action="store_true", help="log.access: false")
@@ -66,6 +69,8 @@ def main(argv=None):
         if unknown:
             ap.error(f"unknown attack(s): {unknown}")
         sc["attacks"] = {k: v for k, v in sc["attacks"].items() if k in want}
+    if args.bf_target and "brute-force" in sc["attacks"]:
+        sc["attacks"]["brute-force"] = dict(sc["attacks"]["brute-force"], target=args.bf_target)
     sc["sorted_batches"] = args.sorted_batches
     sc["webhook"] = args.webhook
     sc["access_log"] = not args.no_access_log

@@ -964,7 +964,8 @@ class BruteForce(Attack):
         sim, c, p = self.sim, self.client, self.p
         c.ctx = sim.stack.ctx(None)        # no certificate: a plain internet client
         rng = random.Random("bf")
-        target = sim.stack.bf_target
+        target = p.get("target") or sim.stack.bf_target
+        self.target = target
         if not self.sleep_until(self.start_t):
             return
         interval = 1.0 / p["rate"]
@@ -1188,13 +1189,15 @@ def build_report(sim):
             row["victim_quarantined"] = "quarantined" in sim.victim.client.stats.first
             stop_t = refusal
         if isinstance(atk, BruteForce):
+            target = atk.p.get("target") or stack.bf_target
             alerts = alerts + [a for a in sim.watch.alerts
-                               if a not in alerts and (a.get("client_id") == stack.bf_target
-                                                       or str(a.get("key", "")).endswith(":" + stack.bf_target))]
+                               if a not in alerts and (a.get("client_id") == target
+                                                       or str(a.get("key", "")).endswith(":" + target))]
             stop_t = refusal
-            row["target"] = stack.bf_target
+            target = atk.p.get("target") or stack.bf_target
+            row["target"] = target
             row["target_quarantined"] = any(
-                q.get("client_id") == stack.bf_target and q.get("quarantined")
+                q.get("client_id") == target and q.get("quarantined")
                 for q in (sim.metrics.get("quarantines") or {}).get("quarantines", [])
                 if isinstance(q, dict)) if isinstance(sim.metrics.get("quarantines"), dict) else None
         first_alert = min((_rel(sim, a) for a in alerts), default=None)
@@ -1352,7 +1355,7 @@ def checks(rep):
     add("no benign client quarantined", b["false_quarantines"] == 0,
         f"{b['false_quarantines']} {b['quarantined_clients']}")
     add("benign false alerts <= 1 per 100,000 requests",
-        b["requests"] and b["false_alerts"] <= max(1, b["requests"] // 100000),
+        b["requests"] and b["false_alerts"] * 100000 <= b["requests"],
         f"{b['false_alerts']} alerts in {b['requests']} requests")
     return out
 

@@ -6,8 +6,6 @@ rate-limit headers are right."""
 
 import re
 
-import pytest
-
 import portcullis_helpers as H
 
 # RateLimit-Policy: "partner";q=20;w=1   RateLimit: "partner";r=19;t=0
