@@ -37,6 +37,10 @@
 #   IDLE_CONNS     idle connections for the RSS figure (10000; 0 skips it)
 #   IDLE_THREADS   threads of the idle-connection client (4)
 #   FLOOR_SECONDS  seconds per openssl speed measurement (2)
+#   PC_ABUSE       1: portcullis runs with abuse resistance on (a rate-limit
+#                  policy keyed by client_id on both routes, generous enough
+#                  never to refuse; every detector on; /api/{id} marked
+#                  identifier: true). bench/abuse/run.sh compares 0 and 1.
 #   PORTCULLIS_BIN, LOADGEN, NGINX_BIN, OUT_JSON, KEEP_TMP (keep the temp dir)
 set -euo pipefail
 
@@ -51,6 +55,7 @@ REPS=${REPS:-3}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 CASES=${CASES:-nginx-mtls pc-mtls nginx pc-dpop}
+PC_ABUSE=${PC_ABUSE:-0}
 DPOP_RATE=${DPOP_RATE:-8000}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 IDLE_THREADS=${IDLE_THREADS:-4}
@@ -280,7 +285,7 @@ gateway:
   external_url: $ISS
 routes:
   - method: GET
-    path: /api/ok
+    path: /api/{id}
     upstream: up
     auth: {scopes: [accounts], binding: mtls}
   - method: GET
@@ -288,6 +293,27 @@ routes:
     upstream: up
     auth: {scopes: [accounts], binding: dpop}
 EOF
+if [[ $PC_ABUSE == 1 ]]; then
+    # every detector on (actions: log, so nothing is refused), one policy
+    "$PY" - "$PC/portcullis.yaml" <<'PYEOF'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+for b in ("mtls", "dpop"):
+    extra = "    identifier: true\n" if b == "mtls" else ""
+    s = s.replace("    auth: {scopes: [accounts], binding: %s}" % b,
+                  extra + "    rate_limits: [bench]\n    auth: {scopes: [accounts], binding: %s}" % b)
+s += """rate_limits:
+  bench: {quota: 100000000, window: 1s, key: [client_id]}
+detect:
+  enumeration: {actions: [log]}
+  probing: {actions: [log]}
+  volume: {actions: [log]}
+  credentials: {actions: [log]}
+"""
+open(p, "w").write(s)
+PYEOF
+fi
 "$PORTCULLIS_BIN" keys init-kek -c "$PC/portcullis.yaml" >"$T/logs/portcullis-kek.txt" 2>&1 ||
     { cat "$T/logs/portcullis-kek.txt" >&2; die "portcullis keys init-kek failed"; }
 "$PORTCULLIS_BIN" check -c "$PC/portcullis.yaml" >"$T/logs/portcullis-check.txt" 2>&1 ||

@@ -36,6 +36,8 @@ static void det_config(const pc_detect_config *c, pc_det_config *out)
     out->enumeration.sequential_run = c->enumeration.sequential_run;
     out->enumeration.sequential_gap = c->enumeration.sequential_gap;
     out->enumeration.ordered_run = c->enumeration.ordered_run;
+    out->enumeration.scan_fraction = c->enumeration.scan_fraction;
+    out->enumeration.scan_ratio = c->enumeration.scan_ratio;
     out->probing.enabled = c->probing.enabled;
     out->probing.window_ms = c->probing.window_ms;
     out->probing.min_requests = c->probing.min_requests;
@@ -45,6 +47,7 @@ static void det_config(const pc_detect_config *c, pc_det_config *out)
     out->volume.alpha = c->volume.alpha;
     out->volume.z_threshold = c->volume.z_threshold;
     out->volume.min_count = c->volume.min_count;
+    out->volume.min_factor = c->volume.min_factor;
     out->credentials.enabled = c->credentials.enabled;
     out->credentials.window_ms = c->credentials.window_ms;
     out->credentials.max_auth_failures = c->credentials.max_auth_failures;

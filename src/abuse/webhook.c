@@ -41,6 +41,13 @@ typedef struct post {
     struct evhttp_connection *evcon;
 } post;
 
+static void free_conn(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    evhttp_connection_free(arg);
+}
+
 static void on_done(struct evhttp_request *req, void *arg)
 {
     post *p = arg;
@@ -56,8 +63,10 @@ static void on_done(struct evhttp_request *req, void *arg)
             pc_log_end(&l);
         }
     }
-    /* Freed from the loop, not inside its own callback. */
-    evhttp_connection_free_on_completion(p->evcon);
+    /* Freed from the loop, not inside its own request's callback. */
+    struct timeval now = {0, 0};
+    if (event_base_once(p->w->base, -1, EV_TIMEOUT, free_conn, p->evcon, &now) != 0)
+        evhttp_connection_free_on_completion(p->evcon);
     free(p);
 }
 
@@ -174,7 +183,9 @@ void pc_abuse_webhook_stats(pc_abuse_webhook *w, uint64_t *sent, uint64_t *faile
 static void *run(void *arg)
 {
     pc_abuse_webhook *w = arg;
-    event_base_dispatch(w->base);
+    /* The wake event has no fd and no timeout, so it does not count as
+     * pending: without this flag the loop would return at once. */
+    event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
 }
 

@@ -4,8 +4,10 @@
  * revoked. The table is consulted on every token check, so an empty one
  * costs one atomic load. An entry can go once max_access_token_lifetime
  * has passed since its cutoff: no token from before it is still alive.
- * Kept across reloads (AS shared state); not across restarts, like the
- * quarantines that go with it. */
+ * iat has one-second resolution, so a token issued in the same second as
+ * the cutoff is revoked too: the error is towards safety (the client asks
+ * again a second later). Kept across reloads (AS shared state); not across
+ * restarts, like the quarantines that go with it. */
 #include "as/as_internal.h"
 #include "core/log.h"
 

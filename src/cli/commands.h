@@ -11,6 +11,7 @@ int pc_cmd_version(int argc, char **argv);
 int pc_cmd_client(int argc, char **argv);
 int pc_cmd_keys(int argc, char **argv);
 int pc_cmd_demo_api(int argc, char **argv);
+int pc_cmd_quarantine(int argc, char **argv);
 
 #define PC_EXIT_OK 0
 #define PC_EXIT_FAIL 1

@@ -17,6 +17,7 @@ static const struct subcommand subcommands[] = {
     {"pki", pc_cmd_pki, "development PKI: pki init|issue-server|issue-client"},
     {"client", pc_cmd_client, "OAuth clients: client add|list|show|remove"},
     {"keys", pc_cmd_keys, "signing keys: keys list|rotate|init-kek"},
+    {"quarantine", pc_cmd_quarantine, "abuse quarantines: quarantine list|release|add CLIENT"},
     {"demo-api", pc_cmd_demo_api, "a demo upstream API for the gateway: demo-api --listen IP:PORT"},
     {"version", pc_cmd_version, "print the version and library versions"},
 };
@@ -25,7 +26,7 @@ static void usage(FILE *out)
 {
     fputs("usage: portcullis <command> [options]\n\ncommands:\n", out);
     for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
-        fprintf(out, "  %-8s %s\n", subcommands[i].name, subcommands[i].summary);
+        fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
     fputs("\nRun 'portcullis <command> --help' for a command's options.\n", out);
 }
 

@@ -150,7 +150,7 @@ typedef struct pc_detect_config {
         bool enabled; unsigned actions;
         uint32_t window_ms, max_distinct, min_distinct, sequential_run, sequential_gap,
             ordered_run;
-        double baseline_factor;
+        double baseline_factor, scan_fraction, scan_ratio;
     } enumeration;
     struct {
         bool enabled; unsigned actions;
@@ -160,7 +160,7 @@ typedef struct pc_detect_config {
     struct {
         bool enabled; unsigned actions;
         uint32_t interval_ms, min_count;
-        double alpha, z_threshold;
+        double alpha, z_threshold, min_factor;
     } volume;
     struct {
         bool enabled; unsigned actions;

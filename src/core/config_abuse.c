@@ -43,6 +43,8 @@ void pc_cfg_abuse_defaults(pc_config *cfg)
     d->enumeration.sequential_run = 20;
     d->enumeration.sequential_gap = 16;
     d->enumeration.ordered_run = 60;
+    d->enumeration.scan_fraction = 0.5;
+    d->enumeration.scan_ratio = 0.9;
     d->probing.enabled = true;
     d->probing.actions = PC_ACT_ALERT | PC_ACT_THROTTLE;
     d->probing.window_ms = 5u * 60u * 1000u;
@@ -54,6 +56,7 @@ void pc_cfg_abuse_defaults(pc_config *cfg)
     d->volume.alpha = 0.1;
     d->volume.z_threshold = 6.0;
     d->volume.min_count = 100;
+    d->volume.min_factor = 8.0;
     d->credentials.enabled = true;
     /* Not quarantine: these events name the *victim* client (a stolen
      * token's client_id, the client_id a brute force guesses at), so
@@ -375,6 +378,8 @@ static pc_result parse_enumeration(pc_cfg_doc *d, const yaml_node_t *n, const ch
         {"sequential_run", F_COUNT, &c->enumeration.sequential_run, 2, 100000},
         {"sequential_gap", F_COUNT, &c->enumeration.sequential_gap, 1, 1000000},
         {"ordered_run", F_COUNT, &c->enumeration.ordered_run, 2, 100000},
+        {"scan_fraction", F_REAL, &c->enumeration.scan_fraction, 0.01, 1.0},
+        {"scan_ratio", F_REAL, &c->enumeration.scan_ratio, 0.01, 1.0},
     };
     return parse_detector(d, n, path, cfg, &c->enumeration.enabled, &c->enumeration.actions, f,
                           N_OF(f));
@@ -401,6 +406,7 @@ static pc_result parse_volume(pc_cfg_doc *d, const yaml_node_t *n, const char *p
         {"alpha", F_REAL, &c->volume.alpha, 0.001, 1.0},
         {"z_threshold", F_REAL, &c->volume.z_threshold, 1.0, 1000.0},
         {"min_count", F_COUNT, &c->volume.min_count, 1, 100000000},
+        {"min_factor", F_REAL, &c->volume.min_factor, 1.0, 1000.0},
     };
     return parse_detector(d, n, path, cfg, &c->volume.enabled, &c->volume.actions, f, N_OF(f));
 }

@@ -72,7 +72,8 @@ bool pc_det_cred_update(det_cred *cr, const pc_det_config *c, const uint64_t see
     }
     if (cr->n[which] < UINT32_MAX) cr->n[which]++;
     if (cr->n[which] <= max) return false;
-    snprintf(ev, evcap, "{\"rule\":\"%s\",\"count\":%u,\"max\":%u,\"window_s\":%u}", names[which],
-             cr->n[which], max, c->credentials.window_ms / 1000);
+    if (ev != NULL)
+        snprintf(ev, evcap, "{\"rule\":\"%s\",\"count\":%u,\"max\":%u,\"window_s\":%u}",
+                 names[which], cr->n[which], max, c->credentials.window_ms / 1000);
     return true;
 }

@@ -146,11 +146,11 @@ bool pc_det_enum_update(det_enum *e, const pc_det_config *c, const uint64_t seed
     char idj[PC_DET_MAX_ID + 1];
 
     if (d > cap) {
-        snprintf(ev, evcap,
+        if (ev != NULL) snprintf(ev, evcap,
                  "{\"rule\":\"cap\",\"route\":%u,\"distinct\":%u,\"cap\":%u,\"window_s\":%u}",
                  route, d, cap, win_s);
     } else if (d > scan_min && (double)d >= c->enumeration.scan_ratio * s->requests) {
-        snprintf(ev, evcap,
+        if (ev != NULL) snprintf(ev, evcap,
                  "{\"rule\":\"scan\",\"route\":%u,\"distinct\":%u,\"requests\":%u,"
                  "\"threshold\":%u,\"window_s\":%u}",
                  route, d, s->requests, scan_min, win_s);
@@ -160,19 +160,21 @@ bool pc_det_enum_update(det_enum *e, const pc_det_config *c, const uint64_t seed
                d > c->enumeration.baseline_factor * s->baseline) {
         double thr = c->enumeration.baseline_factor * s->baseline;
         if (thr < c->enumeration.min_distinct) thr = c->enumeration.min_distinct;
-        snprintf(ev, evcap,
+        if (ev != NULL) snprintf(ev, evcap,
                  "{\"rule\":\"baseline\",\"route\":%u,\"distinct\":%u,\"baseline\":%.1f,"
                  "\"threshold\":%.1f,\"window_s\":%u}",
                  route, d, s->baseline, thr, win_s);
     } else if (c->enumeration.sequential_run > 0 && s->seq_run >= c->enumeration.sequential_run) {
-        json_id(idj, sizeof idj, id.ptr, id.len);
-        snprintf(ev, evcap,
+        if (ev != NULL) json_id(idj, sizeof idj, id.ptr, id.len);
+        if (ev != NULL) snprintf(ev, evcap,
                  "{\"rule\":\"sequential\",\"route\":%u,\"run\":%u,\"gap\":%u,\"last_id\":\"%s\"}",
                  route, s->seq_run, c->enumeration.sequential_gap, idj);
     } else if (c->enumeration.ordered_run > 0 && s->ord_run >= c->enumeration.ordered_run) {
-        json_id(idj, sizeof idj, id.ptr, id.len);
-        snprintf(ev, evcap, "{\"rule\":\"ordered\",\"route\":%u,\"run\":%u,\"last_id\":\"%s\"}",
-                 route, s->ord_run, idj);
+        if (ev != NULL) json_id(idj, sizeof idj, id.ptr, id.len);
+        if (ev != NULL)
+            snprintf(ev, evcap,
+                     "{\"rule\":\"ordered\",\"route\":%u,\"run\":%u,\"last_id\":\"%s\"}",
+                     route, s->ord_run, idj);
     } else {
         return false;
     }

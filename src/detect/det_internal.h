@@ -95,7 +95,8 @@ static inline int64_t pc_det_roll(int64_t *start, int64_t len_us, int64_t now)
 }
 
 /* Each returns whether its rule holds at this event, writing the evidence
- * (a JSON object) to ev. */
+ * (a JSON object) to ev unless ev is NULL (the key is in that detector's
+ * cooldown: an ongoing attack must not cost a snprintf per request). */
 bool pc_det_enum_update(det_enum *e, const pc_det_config *c, const uint64_t seed[2], int64_t now,
                         int64_t age_us, const pc_det_request *rq, char *ev, size_t evcap);
 bool pc_det_probe_update(det_probe *p, const pc_det_config *c, int64_t now, int status, char *ev,

@@ -21,7 +21,7 @@ bool pc_det_probe_update(det_probe *p, const pc_det_config *c, int64_t now, int 
     if ((status == 403 || status == 404) && p->bad < UINT32_MAX) p->bad++;
     if (p->total < c->probing.min_requests) return false;
     if ((double)p->bad < c->probing.max_ratio * (double)p->total) return false;
-    snprintf(ev, evcap,
+    if (ev != NULL) snprintf(ev, evcap,
              "{\"rule\":\"denied_ratio\",\"responses\":%u,\"denied\":%u,\"ratio\":%.3f,"
              "\"max_ratio\":%.3f,\"window_s\":%u}",
              p->total, p->bad, (double)p->bad / p->total, c->probing.max_ratio,

@@ -70,7 +70,7 @@ bool pc_det_volume_update(det_volume *v, const pc_det_config *c, int64_t now, in
     if (!(z > c->volume.z_threshold)) return false;
     if (!((double)v->count > c->volume.min_factor * v->mean)) return false;
     v->fired = true;
-    snprintf(ev, evcap,
+    if (ev != NULL) snprintf(ev, evcap,
              "{\"rule\":\"zscore\",\"count\":%u,\"mean\":%.2f,\"sd\":%.2f,\"z\":%.2f,"
              "\"interval_s\":%u}",
              v->count, v->mean, sd, z, c->volume.interval_ms / 1000);

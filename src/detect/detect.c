@@ -233,6 +233,9 @@ static int64_t window_us(const pc_det_config *c, pc_det_kind k)
     }
 }
 
+/* Where a detector writes its evidence: nowhere while in cooldown. */
+#define EVBUF(st, k, now) ((now) < (st)->quiet_until[(k)] ? NULL : ev)
+
 /* A rule held for kind: report it unless the key is in that detector's
  * cooldown, and start one. */
 static size_t report(const pc_det_config *c, det_state *st, pc_det_kind k, const char *ev,
@@ -264,10 +267,12 @@ size_t pc_det_on_request(pc_detector *d, pc_str key, const pc_det_request *rq, i
     if (e != NULL) {
         det_state *st = &e->st;
         int64_t age = now_us - st->first_us;
-        if (want_enum &&
-            pc_det_enum_update(&st->en, c, d->seed, now_us, age, rq, ev, sizeof ev))
+        if (want_enum && pc_det_enum_update(&st->en, c, d->seed, now_us, age, rq,
+                                            EVBUF(st, PC_DET_ENUMERATION, now_us), sizeof ev))
             n += report(c, st, PC_DET_ENUMERATION, ev, now_us, &out[n]);
-        if (c->volume.enabled && pc_det_volume_update(&st->vo, c, now_us, age, ev, sizeof ev))
+        if (c->volume.enabled &&
+            pc_det_volume_update(&st->vo, c, now_us, age, EVBUF(st, PC_DET_VOLUME, now_us),
+                                 sizeof ev))
             n += report(c, st, PC_DET_VOLUME, ev, now_us, &out[n]);
     }
     pthread_mutex_unlock(&s->mu);
@@ -286,7 +291,8 @@ size_t pc_det_on_response(pc_detector *d, pc_str key, int status, int64_t now_us
     size_t n = 0;
     pthread_mutex_lock(&s->mu);
     det_entry *e = touch(s, h, key, now_us);
-    if (e != NULL && pc_det_probe_update(&e->st.pr, c, now_us, status, ev, sizeof ev))
+    if (e != NULL && pc_det_probe_update(&e->st.pr, c, now_us, status,
+                                         EVBUF(&e->st, PC_DET_PROBING, now_us), sizeof ev))
         n += report(c, &e->st, PC_DET_PROBING, ev, now_us, &out[n]);
     pthread_mutex_unlock(&s->mu);
     return n;
@@ -306,7 +312,8 @@ size_t pc_det_on_credential(pc_detector *d, pc_str key, pc_det_cred_event what, 
     det_entry *e = touch(s, h, key, now_us);
     if (e != NULL) {
         int64_t age = now_us - e->st.first_us;
-        if (pc_det_cred_update(&e->st.cr, c, d->seed, now_us, age, what, value, ev, sizeof ev))
+        if (pc_det_cred_update(&e->st.cr, c, d->seed, now_us, age, what, value,
+                               EVBUF(&e->st, PC_DET_CREDENTIALS, now_us), sizeof ev))
             n += report(c, &e->st, PC_DET_CREDENTIALS, ev, now_us, &out[n]);
     }
     pthread_mutex_unlock(&s->mu);

@@ -273,6 +273,7 @@ def as_config(srv, keys, *, client_cert="optional_no_ca", failures=1000000, clie
             "scopes": ["accounts", "payments", "admin"],
             "resources": [RESOURCE, OTHER_RESOURCE],
             "auth_failures_per_minute": failures,
+            "auth_failures_per_minute_per_ip": failures,
             "clients": clients if clients is not None else standard_clients(wd, srv.pki, keys),
         },
     }

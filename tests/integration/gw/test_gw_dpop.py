@@ -216,6 +216,8 @@ def test_garbage_credentials_never_crash(gw):
             p = list(good)
             for _ in range(rnd.randint(1, 4)):
                 p[rnd.randrange(len(p))] = rnd.choice("AbZ9-_.")
+            if "".join(p) == good:   # every change put back the same character
+                continue
             samples.append([("Authorization", f"DPoP {tok}"), ("DPoP", "".join(p))])
         elif kind == 4:
             samples.append([("Authorization", "Bearer " + tok[: rnd.randrange(len(tok))])])
