@@ -171,4 +171,4 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: release asan unit unit-build rl-memory integration fuzz fuzz-smoke bench bench-as bench-gw bench-abuse bench-build deps run test format clean
+.PHONY: release asan unit unit-build rl-memory integration fuzz fuzz-smoke bench bench-as bench-gw bench-abuse sim bench-build deps run test format clean
