@@ -100,9 +100,11 @@ def default_scenario():
                         "actions": ["alert", "throttle"]},
             "volume": {"interval": "10s", "z_threshold": 6, "min_count": 100,
                        "actions": ["alert", "throttle"]},
+            # revoke, not quarantine: these events name the victim's client
+            # (docs/abuse-resistance.md); --cred-quarantine shows why
             "credentials": {"window": "5m", "max_auth_failures": 10,
                             "max_binding_mismatches": 3, "max_dpop_replays": 3,
-                            "actions": ["alert", "quarantine"]},
+                            "actions": ["alert", "revoke"]},
         },
         "auth_failures_per_minute": 10,
         "auth_failures_per_minute_per_ip": 30,
@@ -505,6 +507,7 @@ class Stats:
         self.token_status = Counter()
         self.token_errors = Counter()   # OAuth error codes
         self.tokens = 0
+        self.renewed_after_401 = 0  # 401 (expired or revoked token), then a fresh token and a retry
         self.first = {}            # event -> first time: "403", "429", "401", "token_429", ...
         self.records_before_stop = None
         self.hdr = Counter()       # header checks: "policy_ok", "policy_missing", "429_ok", "429_missing"
@@ -519,7 +522,8 @@ class Stats:
         return {"requests": self.requests, "status": dict(self.status), "records": self.records,
                 "errors": self.errors, "token_requests": self.token_requests,
                 "token_status": dict(self.token_status), "token_errors": dict(self.token_errors),
-                "tokens": self.tokens, "first": {k: round(v, 3) for k, v in self.first.items()},
+                "tokens": self.tokens, "renewed_after_401": self.renewed_after_401,
+                "first": {k: round(v, 3) for k, v in self.first.items()},
                 "headers": dict(self.hdr), "header_examples": self.hdr_example}
 
 
@@ -629,6 +633,7 @@ class Client:
         r = self.exchange("GET", path, self.auth_headers(path))
         if r is not None and r.status == 401 and refresh and self.token is not None:
             # expired or revoked: one fresh token, one retry
+            self.stats.renewed_after_401 += 1
             self.token = None
             if self.fetch_token():
                 r = self.exchange("GET", path, self.auth_headers(path))
@@ -935,6 +940,8 @@ class StolenToken(Attack):
         while token is None and self.active():
             token = victim.client.token
             time.sleep(0.2)
+        # stolen once (from a log, a proxy, a memory dump): the thief keeps
+        # this copy, whatever the victim does afterwards
         self.notes["token_of"] = victim.client.client_id
         nocert = Client(sim, self.client_id, cert=None, src=self.client.src)
         nocert.stats = self.client.stats      # one set of figures for the attack
@@ -944,7 +951,6 @@ class StolenToken(Attack):
         i = 0
         while self.pace(t_next):
             c = nocert if i % 2 == 0 else own
-            token = victim.client.token or token
             path = f"/customers/{victim.customers[i % len(victim.customers)]}"
             r = c.exchange("GET", path, [("Authorization", f"Bearer {token}")])
             c.note(r)
@@ -1402,7 +1408,8 @@ def format_table(rep):
     if rep.get("victim"):
         v = rep["victim"]
         lines.append(f"stolen-token victim {v['client_id']} (not counted as benign): "
-                     f"{v['requests']} requests, status {v['status']}")
+                     f"{v['requests']} requests, status {v['status']}, "
+                     f"{v['renewed_after_401']} token(s) renewed after a 401")
     for a in rep["attacks"]:
         if a["attack"] == "brute-force" and a.get("target_quarantined") is not None:
             lines.append(f"brute-force target {a['target']} quarantined: {a['target_quarantined']}")

@@ -141,6 +141,11 @@ def test_stolen_token_refused_and_flagged(stack, run_sim):
     assert a["requests"] > 0 and set(a["status"]) == {401}, a
     assert "credentials" in a["detectors"], a
     assert a["time_to_alert_s"] is not None and a["time_to_alert_s"] <= 5, a
+    # the victim's tokens are revoked, not the victim locked out: it fetches
+    # a new one with its certificate and carries on
+    assert "revoke" in a["actions"], a
+    assert not a["victim_quarantined"], rep["victim"]
+    assert rep["victim"]["status"].get(403, 0) == 0, rep["victim"]
     assert_benign_fine(rep)
 
 
@@ -158,6 +163,8 @@ def test_brute_force_blocked(stack, run_sim):
     ex = a["header_examples"].get("token_429")
     assert ex is None or "retry-after" not in ex["missing"], ex
     assert "credentials" in a["detectors"], a
+    # a brute force must not lock its target out (anyone can name a client_id)
+    assert a["target_quarantined"] is False, rep["admin"]
     assert_benign_fine(rep)
 
 
