@@ -47,6 +47,8 @@ def main(argv=None):
     ap.add_argument("--bf-target", metavar="CLIENT_ID",
                     help="client_id the brute force attacks (default bf-target, a client of its "
                          "own; e.g. partner-01 to aim at a benign partner)")
+    ap.add_argument("--slow-rate", type=float, metavar="R",
+                    help="requests/s of enum-slow (default 2)")
     ap.add_argument("--cred-quarantine", action="store_true",
                     help="credentials detector actions [alert, quarantine] instead of [alert, revoke]")
     ap.add_argument("--webhook", action="store_true",
@@ -73,6 +75,8 @@ def main(argv=None):
         sc["attacks"] = {k: v for k, v in sc["attacks"].items() if k in want}
     if args.bf_target and "brute-force" in sc["attacks"]:
         sc["attacks"]["brute-force"] = dict(sc["attacks"]["brute-force"], target=args.bf_target)
+    if args.slow_rate and "enum-slow" in sc["attacks"]:
+        sc["attacks"]["enum-slow"] = dict(sc["attacks"]["enum-slow"], rate=args.slow_rate)
     if args.cred_quarantine:
         sc["detect"]["credentials"] = dict(sc["detect"]["credentials"], actions=["alert", "quarantine"])
     sc["sorted_batches"] = args.sorted_batches
