@@ -1280,6 +1280,8 @@ def build_report(sim):
                            "peak_rate": round(p.peak, 2), "customers": len(p.customers),
                            "vehicles": len(p.vehicles), "requests": s.requests,
                            "status": dict(s.status), "tokens": s.tokens,
+                           "token_status": dict(s.token_status),
+                           "token_errors": dict(s.token_errors),
                            "alerts": len(al), "quarantined": quarantined})
     n = tot["requests"]
     rep["benign"] = {
