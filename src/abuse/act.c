@@ -46,10 +46,11 @@ static void json_escape(char *out, size_t cap, pc_str s)
     out[o] = '\0';
 }
 
-static void act(pc_abuse *a, pc_str key, pc_str client_id, const pc_det_finding *f, int64_t now)
+static void act(pc_abuse *a, pc_str key, pc_str client_id, const pc_det_finding *f, int64_t now,
+                unsigned allowed)
 {
     const pc_detect_config *c = &a->cfg->detect;
-    unsigned acts = actions_of(c, f->kind) | PC_ACT_LOG;
+    unsigned acts = (actions_of(c, f->kind) & allowed) | PC_ACT_LOG;
     /* revoke needs the AS in this process (the default asks for it). */
     if (a->revoke == NULL) acts &= ~(unsigned)PC_ACT_REVOKE;
     char list[96];
@@ -113,10 +114,12 @@ static bool make_key(char *buf, size_t cap, char tag, pc_str v, pc_str *out)
     return true;
 }
 
+#define ALL_ACTIONS (PC_ACT_LOG | PC_ACT_ALERT | PC_ACT_THROTTLE | PC_ACT_QUARANTINE | PC_ACT_REVOKE)
+
 static void act_all(pc_abuse *a, pc_str key, pc_str client_id, const pc_det_finding *f, size_t n,
                     int64_t now)
 {
-    for (size_t i = 0; i < n; i++) act(a, key, client_id, &f[i], now);
+    for (size_t i = 0; i < n; i++) act(a, key, client_id, &f[i], now, ALL_ACTIONS);
 }
 
 void pc_abuse_on_request(pc_abuse *a, const pc_abuse_who *w, const pc_det_request *rq)
@@ -153,7 +156,13 @@ void pc_abuse_on_credential(pc_abuse *a, pc_str client_id, pc_det_cred_event ev,
     char kb[PC_DET_MAX_KEY];
     pc_str key;
     pc_det_finding f[PC_DET_KINDS];
-    if (make_key(kb, sizeof kb, 'c', client_id, &key))
-        act_all(a, key, client_id, f, pc_det_on_credential(a->sh->det, key, ev, value, now, f),
-                now);
+    if (!make_key(kb, sizeof kb, 'c', client_id, &key)) return;
+    size_t n = pc_det_on_credential(a->sh->det, key, ev, value, now, f);
+    /* Failed authentications name a client_id the caller merely claims:
+     * letting them quarantine or revoke would hand anyone a lever against
+     * any partner. They alert; the failure limits block the attempts. */
+    unsigned allowed = ev == PC_DET_AUTH_FAILURE
+                           ? ALL_ACTIONS & ~(unsigned)(PC_ACT_QUARANTINE | PC_ACT_REVOKE | PC_ACT_THROTTLE)
+                           : ALL_ACTIONS;
+    for (size_t i = 0; i < n; i++) act(a, key, client_id, &f[i], now, allowed);
 }

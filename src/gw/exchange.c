@@ -1,13 +1,19 @@
-/* One exchange with an upstream, asynchronously, on this worker's pool:
+/* One exchange with an upstream, asynchronously, on this worker's pool.
  *
- *   start -> evhttp request on a pooled connection, route timer armed
- *            (and, on a connection not yet known good, a connect timer:
- *            not connected by then -> 502, the upstream is unreachable)
- *   done  -> copy status, filtered headers and body -> pc_respond
- *   error -> 502 (refused, reset, malformed, too large) / 504 (timeout);
- *            but a reused keep-alive connection the upstream had already
- *            closed (EOF before any answer) is retried once on a fresh
- *            connection when the method is idempotent (RFC 9110 §9.2.2)
+ * The request (line, headers, body) is built once, as bytes. Then:
+ *
+ *   http://  -> the raw client (upstream.c): sent on a pooled socket, or
+ *            queued until one is free; route timer armed
+ *   https:// -> an evhttp request on a pooled connection, route timer
+ *            armed (and, on a connection not yet known good, a connect
+ *            timer: not connected by then -> 502, the upstream is
+ *            unreachable)
+ *   done  -> succeed(): status, filtered headers and body -> pc_respond
+ *   error -> 502 (refused, reset, malformed, too large, not connected in
+ *            time) / 504 (timeout); but a reused keep-alive connection the
+ *            upstream had already closed (EOF before any answer) is
+ *            retried once on a fresh connection when the method is
+ *            idempotent (RFC 9110 §9.2.2)
  *   timer -> cancel the upstream request, 504
  *   abort (client connection gone) -> cancel, free, touch nothing
  *
@@ -20,6 +26,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,23 +38,52 @@
 typedef struct exchange {
     pc_request *r;                 /* the client's request; valid until answered/aborted */
     const pc_gw_route *rt;
-    pc_gw_identity id;             /* claims referenced (for a retry's headers) */
+    pc_gw_identity id;             /* claims referenced */
     enum evhttp_cmd_type type;
-    char target[PC_GW_MAX_TARGET];
+    pc_gw_buf msg;                 /* the request as sent: line, headers, CRLF, body */
+    size_t target_off, target_len; /* in msg */
+    size_t hdrs_off, hdrs_len;     /* the header lines built by proxy.c, in msg */
+    struct event *timer;           /* the route timeout, or a pending evhttp retry */
+    int64_t deadline_ms;           /* monotonic */
+    bool retried;
+    /* http:// upstreams: the raw client. */
+    pc_gw_upreq q;
+    /* https:// upstreams: evhttp. */
     pc_gw_upconn *uc;              /* NULL when nothing is in flight */
     struct evhttp_request *ureq;   /* owned by evhttp while in flight */
-    struct event *timer;           /* the route timeout, or a pending retry */
     struct event *connect_timer;   /* connect_timeout on a connection not yet proven */
-    int64_t deadline_ms;           /* monotonic */
     enum evhttp_request_error error;
     bool have_error;
     bool reused;                   /* in flight on a connection that served before */
-    bool retried;
     bool retry_pending;
     bool in_make;                  /* inside evhttp_make_request */
     bool answered_in_make;         /* answered from a callback inside make */
     char iid[PC_GW_MAX_INTERACTION_ID + 1];
 } exchange;
+
+void pc_gw_buf_add(pc_gw_buf *b, const void *data, size_t len)
+{
+    if (b->oom || len == 0) return;
+    if (len > b->cap - b->len) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap - b->len < len) {
+            if (cap > SIZE_MAX / 2) {
+                b->oom = true;
+                return;
+            }
+            cap *= 2;
+        }
+        char *p = realloc(b->p, cap);
+        if (p == NULL) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, len);
+    b->len += len;
+}
 
 static int64_t mono_ms(void)
 {
@@ -61,6 +97,7 @@ static void exchange_free(exchange *x)
     if (x->timer) event_free(x->timer);
     if (x->connect_timer) event_free(x->connect_timer);
     json_decref(x->id.claims);
+    free(x->msg.p);
     free(x);
 }
 
@@ -95,26 +132,31 @@ static void fail(exchange *x, int status, const char *reason, const char *detail
 /* Copy the upstream's headers we pass on. A first pass checks size and
  * safety, so that on failure nothing of the upstream's has been added and
  * the 502 carries none of its content. */
-static bool copy_headers(pc_request *r, struct evhttp_request *u, const char **ctype)
+static bool copy_headers(pc_request *r, const pc_gw_upresp *u, const char **ctype)
 {
-    struct evkeyvalq *in = evhttp_request_get_input_headers(u);
-    const char *conn = evhttp_find_header(in, "Connection");
-    pc_str connection = conn ? pc_str_c(conn) : PC_STR_NULL;
-    size_t used = 0;
-    *ctype = evhttp_find_header(in, "Content-Type");
-    if (*ctype && !pc_gw_header_value_safe(*ctype)) return false;
-    for (int pass = 0; pass < 2; pass++) {
-        for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next) {
-            pc_str name = pc_str_c(kv->key);
-            if (!pc_gw_forward_response_header(name, connection)) continue;
-            if (pass == 1) {
-                pc_response_header(r, kv->key, pc_str_c(kv->value));
-                continue;
-            }
-            used += name.len + strlen(kv->value) + 4;
-            if (used > PC_GW_MAX_RESPONSE_HEADER_BYTES || !pc_gw_header_value_safe(kv->value)) return false;
-        }
+    pc_str connection = PC_STR_NULL;
+    *ctype = NULL;
+    for (size_t i = 0; i < u->n_headers; i++) {
+        pc_str name = pc_str_c(u->headers[i].name);
+        if (connection.ptr == NULL && pc_str_eq_lit_ci(name, "connection"))
+            connection = pc_str_c(u->headers[i].value);
+        else if (*ctype == NULL && pc_str_eq_lit_ci(name, "content-type"))
+            *ctype = u->headers[i].value;
     }
+    if (*ctype && !pc_gw_header_value_safe(*ctype)) return false;
+    if (u->n_headers > PC_GW_UPSTREAM_MAX_HEADER_COUNT) return false;
+    bool pass_on[PC_GW_UPSTREAM_MAX_HEADER_COUNT];
+    size_t used = 0;
+    for (size_t i = 0; i < u->n_headers; i++) {
+        const pc_gw_uphdr *h = &u->headers[i];
+        pc_str name = pc_str_c(h->name);
+        pass_on[i] = pc_gw_forward_response_header(name, connection);
+        if (!pass_on[i]) continue;
+        used += name.len + strlen(h->value) + 4;
+        if (used > PC_GW_MAX_RESPONSE_HEADER_BYTES || !pc_gw_header_value_safe(h->value)) return false;
+    }
+    for (size_t i = 0; i < u->n_headers; i++)
+        if (pass_on[i]) pc_response_header(r, u->headers[i].name, pc_str_c(u->headers[i].value));
     return true;
 }
 
@@ -131,10 +173,12 @@ static void arm(exchange *x, int64_t ms)
     evtimer_add(x->timer, &tv);
 }
 
-static void succeed(exchange *x, struct evhttp_request *u, int code)
+/* The upstream answered (any status): pass its answer on and end the
+ * exchange. Nothing is in flight any more; the timers are stopped. */
+static void succeed(exchange *x, const pc_gw_upresp *u)
 {
     pc_request *r = x->r;
-    pc_gw_observe_status(x->rt, &x->id, code);
+    pc_gw_observe_status(x->rt, &x->id, u->status);
     char iid[sizeof x->iid];
     memcpy(iid, x->iid, sizeof iid);
     /* RFC 9449 §8.2: a fresh nonce on every answer, so a client never has
@@ -151,15 +195,45 @@ static void succeed(exchange *x, struct evhttp_request *u, int code)
                               "the upstream's response headers are too large or unsafe");
         return;
     }
-    struct evbuffer *body = evhttp_request_get_input_buffer(u);
-    size_t len = evbuffer_get_length(body);
-    const char *data = len ? (const char *)evbuffer_pullup(body, -1) : NULL;
     pc_response_header(r, "x-fapi-interaction-id", pc_str_c(iid));
     if (nonce[0]) pc_response_header(r, "DPoP-Nonce", pc_str_c(nonce));
-    /* pc_respond copies the body before returning; evhttp frees u after
-     * this callback. */
-    pc_respond(r, code, ctype, data, data ? len : 0);
+    /* pc_respond copies the body before returning; the client's buffers
+     * are reused after this callback. */
+    pc_respond(r, u->status, ctype, u->body_len ? u->body : NULL, u->body_len);
 }
+
+/* ---- http:// upstreams: the raw client ------------------------------------------ */
+
+static void on_raw_done(pc_gw_upreq *q, pc_gw_upstatus st, const pc_gw_upresp *resp)
+{
+    exchange *x = (exchange *)(void *)((char *)q - offsetof(exchange, q));
+    if (st == PC_GW_UP_OK) {
+        evtimer_del(x->timer);
+        succeed(x, resp);
+        return;
+    }
+    if (st == PC_GW_UP_CLOSED && q->reused && !x->retried && idempotent(x->type)) {
+        /* The upstream closed an idle keep-alive connection as we sent on
+         * it: once more, on a new connection, within the same timer. */
+        x->retried = true;
+        q->fresh = true;
+        if (pc_gw_up_send(pc_request_base(x->r), x->rt->up, q)) return;
+    }
+    evtimer_del(x->timer);
+    switch (st) {
+    case PC_GW_UP_CONNECT_TIMEOUT:
+        fail(x, 502, "upstream_connect_timeout", "the upstream could not be reached in time");
+        break;
+    case PC_GW_UP_TOO_LARGE:
+        fail(x, 502, "upstream_too_large", "the upstream's response is too large");
+        break;
+    default:
+        fail(x, 502, "upstream_unreachable", "the upstream could not be reached or answered badly");
+        break;
+    }
+}
+
+/* ---- https:// upstreams: evhttp --------------------------------------------------- */
 
 static void on_done(struct evhttp_request *u, void *arg)
 {
@@ -170,9 +244,25 @@ static void on_done(struct evhttp_request *u, void *arg)
     x->uc = NULL;
     x->ureq = NULL; /* evhttp frees it after this callback */
     evtimer_del(x->connect_timer);
+    pc_gw_uphdr *hs = NULL;
+    size_t n = 0;
+    if (ok) {
+        struct evkeyvalq *in = evhttp_request_get_input_headers(u);
+        for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next) n++;
+        hs = n ? calloc(n, sizeof *hs) : NULL;
+        ok = n == 0 || hs != NULL;
+        n = 0;
+        for (struct evkeyval *kv = in->tqh_first; ok && kv; kv = kv->next.tqe_next)
+            hs[n++] = (pc_gw_uphdr){kv->key, kv->value};
+    }
     if (ok) {
         evtimer_del(x->timer);
-        succeed(x, u, code);
+        struct evbuffer *body = evhttp_request_get_input_buffer(u);
+        size_t len = evbuffer_get_length(body);
+        const char *data = len ? (const char *)evbuffer_pullup(body, -1) : NULL;
+        pc_gw_upresp resp = {code, hs, n, data, data ? len : 0};
+        succeed(x, &resp);
+        free(hs);
         return;
     }
     bool timeout = x->have_error && x->error == EVREQ_HTTP_TIMEOUT;
@@ -203,20 +293,49 @@ static void on_error(enum evhttp_request_error err, void *arg)
     x->have_error = true;
 }
 
-/* ---- sending ---------------------------------------------------------------------- */
+/* The header lines of x->msg into evhttp's list. */
+static bool evhttp_headers(exchange *x, struct evkeyvalq *out)
+{
+    char *copy = malloc(x->hdrs_len + 1);
+    if (copy == NULL) return false;
+    memcpy(copy, x->msg.p + x->hdrs_off, x->hdrs_len);
+    copy[x->hdrs_len] = '\0';
+    bool ok = true;
+    for (char *line = copy; ok && *line;) {
+        char *eol = strstr(line, "\r\n");
+        char *colon = strstr(line, ": ");
+        if (eol == NULL || colon == NULL || colon > eol) break; /* built by proxy.c: cannot happen */
+        *eol = '\0';
+        *colon = '\0';
+        ok = evhttp_add_header(out, line, colon + 2) == 0;
+        line = eol + 2;
+    }
+    free(copy);
+    return ok;
+}
 
-/* Send x's request on a pooled connection. false: nothing is in flight
- * and the caller answers. */
-static bool dispatch(exchange *x)
+/* Send x's request on a pooled evhttp connection. false: nothing is in
+ * flight and the caller answers. */
+static bool dispatch_evhttp(exchange *x)
 {
     pc_request *r = x->r;
-    pc_gw_upconn *uc = pc_gw_upconn_get(pc_request_base(r), x->rt->up);
+    char *target = malloc(x->target_len + 1);
+    pc_gw_upconn *uc = target ? pc_gw_upconn_get(pc_request_base(r), x->rt->up) : NULL;
     struct evhttp_request *u = uc ? evhttp_request_new(on_done, x) : NULL;
-    if (u == NULL) return false;
+    if (u == NULL) {
+        free(target);
+        return false;
+    }
+    memcpy(target, x->msg.p + x->target_off, x->target_len);
+    target[x->target_len] = '\0';
     evhttp_request_set_error_cb(u, on_error);
-    pc_gw_build_upstream_headers(r, x->rt, &x->id, x->iid, evhttp_request_get_output_headers(u));
     const pc_http_req *h = pc_request_http(r);
-    if (h->body_len) evbuffer_add(evhttp_request_get_output_buffer(u), h->body, h->body_len);
+    if (!evhttp_headers(x, evhttp_request_get_output_headers(u)) ||
+        (h->body_len && evbuffer_add(evhttp_request_get_output_buffer(u), h->body, h->body_len) != 0)) {
+        evhttp_request_free(u);
+        free(target);
+        return false;
+    }
     x->reused = pc_gw_upconn_reused(uc);
     x->have_error = false;
     struct evhttp_connection *evcon = pc_gw_upconn_evcon(uc);
@@ -224,8 +343,9 @@ static bool dispatch(exchange *x)
     x->uc = uc;
     x->ureq = u;
     x->in_make = true;
-    int rc = evhttp_make_request(evcon, u, x->type, x->target);
+    int rc = evhttp_make_request(evcon, u, x->type, target);
     x->in_make = false;
+    free(target);
     if (rc != 0 && x->ureq == u) {
         /* evhttp did not take the request and did not call us back. */
         pc_gw_upconn_done(uc, false);
@@ -257,6 +377,8 @@ static void on_connect_timer(evutil_socket_t fd, short what, void *arg)
     fail(x, 502, "upstream_connect_timeout", "the upstream could not be reached in time");
 }
 
+/* ---- both ------------------------------------------------------------------------- */
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -265,7 +387,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     if (x->retry_pending) {
         x->retry_pending = false;
         int64_t left = x->deadline_ms - mono_ms();
-        if (left > 0 && dispatch(x)) {
+        if (left > 0 && dispatch_evhttp(x)) {
             if (x->answered_in_make) {
                 exchange_free(x);
                 return;
@@ -278,13 +400,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
             return;
         }
     }
-    /* Not inside an evhttp callback, so cancelling is allowed; the
+    /* Not inside an upstream callback, so cancelling is allowed; the
      * request's callbacks will not run. */
+    pc_gw_up_cancel(&x->q);
     if (x->ureq) evhttp_cancel_request(x->ureq);
     if (x->uc) pc_gw_upconn_done(x->uc, false);
     x->uc = NULL;
     x->ureq = NULL;
-    evtimer_del(x->connect_timer);
+    if (x->connect_timer) evtimer_del(x->connect_timer);
     fail(x, 504, "upstream_timeout", "the upstream did not answer in time");
 }
 
@@ -299,6 +422,7 @@ static void on_abort(void *arg)
         pc_log_cstr(&l, "upstream", x->rt->up->name);
         pc_log_end(&l);
     }
+    pc_gw_up_cancel(&x->q);
     if (x->ureq) evhttp_cancel_request(x->ureq);
     if (x->uc) pc_gw_upconn_done(x->uc, false);
     exchange_free(x);
@@ -321,36 +445,85 @@ static bool method_type(pc_str m, enum evhttp_cmd_type *out)
     return false;
 }
 
+static void put_uint(pc_gw_buf *b, size_t v)
+{
+    char tmp[24];
+    char *p = tmp + sizeof tmp;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    pc_gw_buf_add(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+/* The request as bytes: "METHOD base+target HTTP/1.1", the headers of
+ * proxy.c, Content-Length, the body. */
+static bool build_request(exchange *x, const pc_http_req *h)
+{
+    pc_gw_buf *b = &x->msg;
+    const char *base = x->rt->up->base_path;
+    size_t blen = strlen(base);
+    pc_gw_buf_add(b, h->method.ptr, h->method.len);
+    pc_gw_buf_add(b, " ", 1);
+    x->target_off = b->len;
+    pc_gw_buf_add(b, base, blen);
+    pc_gw_buf_add(b, h->target.ptr, h->target.len);
+    x->target_len = b->len - x->target_off;
+    pc_gw_buf_add(b, " HTTP/1.1\r\n", 11);
+    x->hdrs_off = b->len;
+    pc_gw_build_upstream_headers(x->r, x->rt, &x->id, x->iid, b);
+    x->hdrs_len = b->len - x->hdrs_off;
+    /* RFC 9110 §8.6: a body's length, and 0 for a method that expects
+     * one (evhttp did the same). */
+    if (h->body_len || x->type == EVHTTP_REQ_POST || x->type == EVHTTP_REQ_PUT ||
+        x->type == EVHTTP_REQ_PATCH) {
+        pc_gw_buf_add(b, "Content-Length: ", 16);
+        put_uint(b, h->body_len);
+        pc_gw_buf_add(b, "\r\n", 2);
+    }
+    pc_gw_buf_add(b, "\r\n", 2);
+    if (h->body_len) pc_gw_buf_add(b, h->body, h->body_len);
+    return !b->oom;
+}
+
 void pc_gw_exchange_start(pc_request *r, const pc_gw_route *rt, const pc_gw_identity *id,
                           const char *iid)
 {
     const pc_http_req *h = pc_request_http(r);
+    enum evhttp_cmd_type type;
+    if (!method_type(h->method, &type) || strlen(rt->up->base_path) + h->target.len >= PC_GW_MAX_TARGET) {
+        pc_gw_respond_problem(r, iid, 501, "method_not_proxied", "this method is not proxied");
+        return;
+    }
     exchange *x = calloc(1, sizeof *x);
     if (x == NULL) {
         pc_gw_respond_problem(r, iid, 502, "upstream_pool", "out of memory");
         return;
     }
-    size_t blen = strlen(rt->up->base_path);
-    bool fits = blen + h->target.len < sizeof x->target;
-    if (fits) {
-        memcpy(x->target, rt->up->base_path, blen);
-        memcpy(x->target + blen, h->target.ptr, h->target.len);
-        x->target[blen + h->target.len] = '\0';
-    }
-    if (!method_type(h->method, &x->type) || !fits) {
-        free(x);
-        pc_gw_respond_problem(r, iid, 501, "method_not_proxied", "this method is not proxied");
-        return;
-    }
+    x->type = type;
     x->r = r;
     x->rt = rt;
     x->id = *id;
     x->id.claims = json_incref(id->claims); /* the borrowed strings stay valid */
-    snprintf(x->iid, sizeof x->iid, "%s", iid);
+    size_t il = strnlen(iid, sizeof x->iid - 1);
+    memcpy(x->iid, iid, il);
+    x->iid[il] = '\0';
     x->deadline_ms = mono_ms() + rt->timeout_ms;
     x->timer = evtimer_new(pc_request_base(r), on_timer, x);
-    x->connect_timer = evtimer_new(pc_request_base(r), on_connect_timer, x);
-    if (x->timer == NULL || x->connect_timer == NULL || !dispatch(x)) {
+    bool https = rt->up->https;
+    if (https) x->connect_timer = evtimer_new(pc_request_base(r), on_connect_timer, x);
+    bool ok = x->timer != NULL && (!https || x->connect_timer != NULL) && build_request(x, h);
+    if (ok && !https) {
+        x->q.msg = x->msg.p;
+        x->q.msg_len = x->msg.len;
+        x->q.max_body = pc_request_config(r)->limits.max_body_bytes;
+        x->q.head = type == EVHTTP_REQ_HEAD;
+        x->q.done = on_raw_done;
+        ok = pc_gw_up_send(pc_request_base(r), rt->up, &x->q);
+    } else if (ok) {
+        ok = dispatch_evhttp(x);
+    }
+    if (!ok) {
         exchange_free(x);
         pc_gw_respond_problem(r, iid, 502, "upstream_unreachable", "no connection to the upstream");
         return;

@@ -117,8 +117,17 @@ bool pc_gw_interaction_id_ok(pc_str id)
 
 void pc_gw_uuid4(char out[PC_GW_UUID_BUF])
 {
+    /* Random bytes are drawn PC_GW_UUID_BATCH ids at a time per thread:
+     * RAND_bytes costs about as much for 16 bytes as for 512 (a lock and
+     * a fork check per call). */
+    static _Thread_local uint8_t batch[16 * PC_GW_UUID_BATCH];
+    static _Thread_local size_t left;
     uint8_t b[16];
-    if (RAND_bytes(b, sizeof b) != 1) {
+    if (left == 0 && RAND_bytes(batch, sizeof batch) == 1) left = sizeof batch;
+    if (left >= sizeof b) {
+        memcpy(b, batch + sizeof batch - left, sizeof b);
+        left -= sizeof b;
+    } else {
         /* The CSPRNG failing is not a state to continue in quietly, but an
          * interaction id is not a secret: fall back to a fixed nil-like id
          * rather than abort a request. */

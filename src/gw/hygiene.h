@@ -22,6 +22,8 @@
 #define PC_GW_MAX_FORWARDED_FOR 512
 /* Buffer for a generated UUID (36 characters + NUL). */
 #define PC_GW_UUID_BUF 37
+/* Generated UUIDs per call of the CSPRNG (per thread). */
+#define PC_GW_UUID_BATCH 32
 
 /* Is name a hop-by-hop header by itself (not counting Connection's list)? */
 bool pc_gw_hop_by_hop(pc_str name);

@@ -5,7 +5,8 @@
  * auth.c     credentials, token and scope checks (the order of the steps)
  * binding.c  mTLS and DPoP sender constraints; RFC 9440 from trusted proxies
  * challenge.c refusals with WWW-Authenticate
- * upstream.c per-worker keep-alive pools of evhttp client connections
+ * upstream.c per-worker keep-alive pools: our own client on raw sockets
+ *            for http:// upstreams, evhttp client connections for https://
  * proxy.c    the route handler: checks, upstream request headers
  * exchange.c the asynchronous upstream exchange (timeouts, retry, abort)
  * tokcache.c per-worker verified-token cache
@@ -167,15 +168,87 @@ bool pc_gw_upconn_connected(pc_gw_upconn *uc);
  * connection, which the upstream may have closed meanwhile)? */
 bool pc_gw_upconn_reused(const pc_gw_upconn *uc);
 
+/* The client of http:// upstreams (loopback only, see docs/gateway.md):
+ * non-blocking sockets kept per worker, the request written whole with
+ * one send(), the answer parsed by http-parser, the read event of each
+ * connection armed once for the connection's life. Callbacks run from
+ * the worker's loop, never from inside pc_gw_up_send or pc_gw_up_cancel. */
+
+/* The most headers an upstream answer may have, and the bytes of its head
+ * (status line and headers); more is PC_GW_UP_TOO_LARGE (a 502). */
+#define PC_GW_UPSTREAM_MAX_HEADER_COUNT 256u
+#define PC_GW_UPSTREAM_MAX_HEADERS (16u * 1024u)
+
+typedef struct pc_gw_uphdr {
+    const char *name, *value; /* NUL-terminated, valid during the callback */
+} pc_gw_uphdr;
+
+/* An upstream's answer; everything points into the connection's buffers
+ * and is valid only during the done callback. */
+typedef struct pc_gw_upresp {
+    int status;
+    const pc_gw_uphdr *headers;
+    size_t n_headers;
+    const char *body;
+    size_t body_len;
+} pc_gw_upresp;
+
+typedef enum pc_gw_upstatus {
+    PC_GW_UP_OK,
+    PC_GW_UP_CLOSED,          /* closed or reset before any byte of an answer */
+    PC_GW_UP_CONNECT_FAILED,  /* refused, unreachable, out of descriptors */
+    PC_GW_UP_CONNECT_TIMEOUT, /* not connected within connect_timeout */
+    PC_GW_UP_BROKEN,          /* cut or reset mid-answer, or a malformed answer */
+    PC_GW_UP_TOO_LARGE,       /* head or body over its limit */
+} pc_gw_upstatus;
+
+typedef struct pc_gw_upreq pc_gw_upreq;
+typedef struct pc_gw_rawconn pc_gw_rawconn;
+struct pc_gw_pool;
+
+struct pc_gw_upreq {
+    /* Set by the caller before pc_gw_up_send. */
+    const char *msg;           /* the whole request; kept until done or cancel */
+    size_t msg_len;
+    size_t max_body;           /* answers with a longer body: PC_GW_UP_TOO_LARGE */
+    bool head;                 /* a HEAD request: the answer has no body */
+    bool fresh;                /* send only on a newly opened connection */
+    void (*done)(pc_gw_upreq *q, pc_gw_upstatus st, const pc_gw_upresp *resp);
+    /* Set by upstream.c. */
+    bool reused;               /* sent on a connection that served before */
+    pc_gw_rawconn *conn;       /* in flight on it, or NULL */
+    struct pc_gw_pool *pool;   /* waiting in its queue, when waiting */
+    bool waiting;
+    pc_gw_upreq *wnext, *wprev;
+};
+
+/* Send q on a connection of this worker's pool for up (http:// only), or
+ * queue it until one is free (max_idle are busy). false: nothing was sent
+ * (no memory, no socket) and done will not be called. Otherwise done is
+ * called exactly once, later, unless q is cancelled first. */
+PC_MUST_USE bool pc_gw_up_send(struct event_base *base, const pc_upstream_config *up,
+                               pc_gw_upreq *q);
+/* Forget q: leave the queue, or close the connection it is in flight on.
+ * done is not called. */
+void pc_gw_up_cancel(pc_gw_upreq *q);
+
+/* A growing byte buffer (the upstream request). oom is sticky. */
+typedef struct pc_gw_buf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} pc_gw_buf;
+
+void pc_gw_buf_add(pc_gw_buf *b, const void *data, size_t len);
+
 /* ---- proxy.c ---------------------------------------------------------------- */
 
-struct evkeyvalq;
 /* The handler of every upstream: route; data is its pc_gw_route. */
 void pc_gw_handle(pc_request *r, void *data);
 /* The request headers for the upstream (hygiene applied, forwarding and
- * identity headers added). */
+ * identity headers added), appended to out as "Name: value\r\n" lines. */
 void pc_gw_build_upstream_headers(pc_request *r, const pc_gw_route *rt, const pc_gw_identity *id,
-                                  const char *iid, struct evkeyvalq *out);
+                                  const char *iid, pc_gw_buf *out);
 
 /* ---- exchange.c ------------------------------------------------------------- */
 

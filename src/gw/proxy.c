@@ -5,24 +5,38 @@
 #include "core/log.h"
 #include "gw/internal.h"
 
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void add_header(struct evkeyvalq *h, const char *name, pc_str v)
+/* Only values without control characters but HTAB (the same rule as
+ * pc_gw_header_value_safe): claims are signed by our AS, and request
+ * headers passed the server's parser, but a header is still no place for
+ * CR, LF or NUL. */
+static bool value_safe(pc_str v)
 {
-    char buf[2048];
-    if (v.len >= sizeof buf) return;
-    memcpy(buf, v.ptr, v.len);
-    buf[v.len] = '\0';
-    /* evhttp refuses CR and LF itself; claims are signed by our AS, but a
-     * header is still no place for control characters. */
-    if (pc_gw_header_value_safe(buf)) evhttp_add_header(h, name, buf);
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char ch = (unsigned char)v.ptr[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) return false;
+    }
+    return true;
 }
 
-static void add_identity(struct evkeyvalq *out, const pc_gw_identity *id)
+static void add_header_n(pc_gw_buf *out, const char *name, size_t nlen, pc_str v)
+{
+    if (!value_safe(v)) return;
+    pc_gw_buf_add(out, name, nlen);
+    pc_gw_buf_add(out, ": ", 2);
+    pc_gw_buf_add(out, v.ptr, v.len);
+    pc_gw_buf_add(out, "\r\n", 2);
+}
+
+static void add_header(pc_gw_buf *out, const char *name, pc_str v)
+{
+    add_header_n(out, name, strlen(name), v);
+}
+
+static void add_identity(pc_gw_buf *out, const pc_gw_identity *id)
 {
     if (id->client_id) add_header(out, "X-Portcullis-Client-Id", pc_str_c(id->client_id));
     if (id->sub) add_header(out, "X-Portcullis-Subject", pc_str_c(id->sub));
@@ -34,7 +48,7 @@ static void add_identity(struct evkeyvalq *out, const pc_gw_identity *id)
  * (gateway.client_cert_header, from a trusted_proxies address) the
  * proxy's own well-formed X-Forwarded-For is kept in front of it, so the
  * upstream still sees the real client; from anyone else it was dropped. */
-static void add_forwarded_for(pc_request *r, const pc_gw_route *rt, struct evkeyvalq *out)
+static void add_forwarded_for(pc_request *r, const pc_gw_route *rt, pc_gw_buf *out)
 {
     const pc_gw *gw = rt->gw;
     pc_str peer = pc_str_c(pc_request_peer_ip(r));
@@ -50,29 +64,38 @@ static void add_forwarded_for(pc_request *r, const pc_gw_route *rt, struct evkey
 }
 
 void pc_gw_build_upstream_headers(pc_request *r, const pc_gw_route *rt, const pc_gw_identity *id,
-                                  const char *iid, struct evkeyvalq *out)
+                                  const char *iid, pc_gw_buf *out)
 {
     const pc_http_req *h = pc_request_http(r);
     pc_str connection = pc_http_header(h, "connection");
     pc_str cert_header = pc_str_c(rt->gw->cfg->gw.client_cert_header_name);
     for (size_t i = 0; i < h->n_headers; i++) {
-        char name[256];
         pc_str n = h->headers[i].name;
-        if (n.len >= sizeof name ||
-            !pc_gw_forward_request_header(n, connection, cert_header, rt->rc->auth.enabled))
-            continue;
-        memcpy(name, n.ptr, n.len);
-        name[n.len] = '\0';
-        add_header(out, name, h->headers[i].value);
+        if (!pc_gw_forward_request_header(n, connection, cert_header, rt->rc->auth.enabled)) continue;
+        add_header_n(out, n.ptr, n.len, h->headers[i].value);
     }
-    char host[300];
+    /* host:port, [v6]:port; by hand, as this runs per request */
     const pc_upstream_config *up = rt->up;
     bool v6 = strchr(up->host, ':') != NULL;
-    snprintf(host, sizeof host, "%s%s%s:%u", v6 ? "[" : "", up->host, v6 ? "]" : "",
-             (unsigned)up->port);
-    evhttp_add_header(out, "Host", host);
+    pc_gw_buf_add(out, "Host: ", 6);
+    if (v6) pc_gw_buf_add(out, "[", 1);
+    pc_gw_buf_add(out, up->host, strlen(up->host));
+    char port[8];
+    size_t pl = 0;
+    port[pl++] = v6 ? ']' : ':';
+    if (v6) port[pl++] = ':';
+    char digits[6];
+    size_t dn = 0;
+    unsigned pv = up->port;
+    do {
+        digits[dn++] = (char)('0' + pv % 10);
+        pv /= 10;
+    } while (pv && dn < sizeof digits);
+    while (dn) port[pl++] = digits[--dn];
+    pc_gw_buf_add(out, port, pl);
+    pc_gw_buf_add(out, "\r\n", 2);
     add_forwarded_for(r, rt, out);
-    evhttp_add_header(out, "X-Forwarded-Proto", "https");
+    add_header(out, "X-Forwarded-Proto", PC_STR("https"));
     if (h->host.len) add_header(out, "X-Forwarded-Host", h->host);
     add_header(out, "X-Request-Id", pc_str_c(pc_request_id(r)));
     add_header(out, "x-fapi-interaction-id", pc_str_c(iid));

@@ -28,7 +28,16 @@ static void cache_destroy(void *arg)
     free(c);
 }
 
-static void cache_init(void) { (void)pthread_key_create(&cache_key, cache_destroy); }
+/* SHA-256 fetched once: EVP_sha256() costs an implicit fetch on every
+ * call (about 0.2 µs, a fifth of a cached check). Never freed: one per
+ * process. */
+static EVP_MD *sha256_md;
+
+static void cache_init(void)
+{
+    (void)pthread_key_create(&cache_key, cache_destroy);
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
 
 static cache *this_cache(bool create)
 {
@@ -47,7 +56,8 @@ static cache *this_cache(bool create)
 static bool hash(pc_str token, uint8_t out[32])
 {
     unsigned int len = 0;
-    return EVP_Digest(token.ptr, token.len, out, &len, EVP_sha256(), NULL) == 1 && len == 32;
+    const EVP_MD *md = sha256_md ? sha256_md : EVP_sha256();
+    return EVP_Digest(token.ptr, token.len, out, &len, md, NULL) == 1 && len == 32;
 }
 
 static entry *slot_of(cache *c, const uint8_t key[32])

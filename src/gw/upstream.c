@@ -1,6 +1,8 @@
-/* Per-worker keep-alive pools of upstream connections (libevent's evhttp
- * client: http, and https through bufferevent_openssl with the upstream's
- * CA and a host name check).
+/* Per-worker keep-alive pools of upstream connections: for http://
+ * upstreams our own client on non-blocking sockets (below, "the raw
+ * client"); for https:// ones, and for the JWKS fetcher, libevent's evhttp
+ * client (https through bufferevent_openssl with the upstream's CA and a
+ * host name check).
  *
  * A pool belongs to one worker thread and lives as long as the thread: it
  * is keyed by what makes connections interchangeable (URL, CA file,
@@ -9,10 +11,17 @@
  * when the worker thread ends, which is after its event loop stopped and
  * before the server frees the loop (net/server.c joins the threads first).
  *
- * A pool holds up to max_idle connection objects. Each carries one
+ * A pool holds up to max_idle evhttp connection objects. Each carries one
  * exchange at a time; when all are busy, a new request queues on the least
  * loaded one (evhttp sends queued requests in order), and the request's
- * own timer bounds the wait. */
+ * own timer bounds the wait.
+ *
+ * The raw client keeps up to max_idle sockets per pool. Each carries one
+ * exchange at a time; when all are busy, requests wait in the pool's queue
+ * (first come, first served) for the next one to come free. A socket's
+ * read event stays armed from connect to close, so a keep-alive exchange
+ * costs one send() and one or more read()s, and no epoll_ctl; an idle
+ * socket the upstream closes is noticed at once and dropped. */
 #include "core/log.h"
 #include "gw/internal.h"
 
@@ -20,6 +29,11 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <errno.h>
+#include <http_parser.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
@@ -27,10 +41,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
-/* Upstream response bodies we buffer are bounded by the body limit; the
- * head by this (evhttp refuses longer heads). */
-#define PC_GW_UPSTREAM_MAX_HEADERS (16u * 1024u)
+/* The raw client reads at most this much at a time; its read buffer grows
+ * from 4 KiB to the head limit plus this. */
+#define PC_GW_UPSTREAM_READ (16u * 1024u)
+/* A body buffer larger than this is freed after its exchange rather than
+ * kept for the next one. */
+#define PC_GW_UPSTREAM_KEEP_BODY (64u * 1024u)
 
 struct pc_gw_upconn {
     struct pc_gw_pool *pool;
@@ -38,6 +56,39 @@ struct pc_gw_upconn {
     unsigned inflight;
     bool dead;      /* failed or was cancelled: replace before reuse */
     bool proven;    /* completed an exchange: connect phase is over */
+};
+
+/* Where a header of the answer is in the read buffer (offsets: the buffer
+ * may move when it grows). */
+typedef struct hdr_at {
+    uint32_t name, name_len, value, value_len;
+} hdr_at;
+
+struct pc_gw_rawconn {
+    struct pc_gw_pool *pool;
+    int fd;                      /* -1: the slot is free */
+    struct event *rev;           /* EV_READ|EV_PERSIST, from open to close */
+    struct event *wev;           /* connect completion, the rest of a short send */
+    struct event *ctimer;        /* connect_timeout */
+    pc_gw_upreq *q;              /* in flight, or NULL */
+    pc_gw_rawconn *inext, *iprev; /* the pool's idle list */
+    bool idle;
+    bool connecting;
+    bool served;                 /* completed an exchange: keep-alive reuse */
+    bool pending_err;            /* a failed connect or send, reported from the loop */
+    int err;
+    size_t out_off;              /* bytes of q->msg sent */
+    http_parser hp;
+    char *rbuf;                  /* the answer's head, then a window for the body */
+    size_t rlen, rcap;
+    size_t keep;                 /* head bytes kept once the body starts */
+    hdr_at *hdrs;
+    pc_gw_uphdr *hptr;
+    size_t n_hdrs, hdrs_cap;
+    bool last_value;             /* the last header callback was a value */
+    bool head_done, msg_done, got_bytes, too_large, keep_alive;
+    char *body;
+    size_t body_len, body_cap;
 };
 
 typedef struct pc_gw_pool {
@@ -54,6 +105,13 @@ typedef struct pc_gw_pool {
     uint32_t max_body;
     size_t n, cap;
     pc_gw_upconn *conns;        /* cap slots, n in use */
+    /* The raw client (http:// only). */
+    struct sockaddr_storage addr;
+    socklen_t addr_len;         /* 0: not resolved yet */
+    pc_gw_rawconn *raw;         /* cap slots, allocated on first use */
+    size_t raw_open;            /* slots with a socket */
+    pc_gw_rawconn *idle_head;   /* most recently used first */
+    pc_gw_upreq *wait_head, *wait_tail;
 } pc_gw_pool;
 
 typedef struct worker_pools {
@@ -63,8 +121,13 @@ typedef struct worker_pools {
 static pthread_key_t pools_key;
 static pthread_once_t pools_once = PTHREAD_ONCE_INIT;
 
+static void raw_free(pc_gw_rawconn *c);
+
 static void pool_free(pc_gw_pool *p)
 {
+    p->wait_head = p->wait_tail = NULL; /* none: every client connection is gone */
+    for (size_t i = 0; p->raw && i < p->cap; i++) raw_free(&p->raw[i]);
+    free(p->raw);
     for (size_t i = 0; i < p->n; i++)
         if (p->conns[i].evcon) evhttp_connection_free(p->conns[i].evcon);
     /* evhttp_connection_free cancels queued requests without callbacks;
@@ -283,4 +346,542 @@ bool pc_gw_upconn_connected(pc_gw_upconn *uc)
     socklen_t len = sizeof ss;
     /* A socket still connecting has no peer yet (ENOTCONN). */
     return fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
+}
+
+/* ---- the raw client (http:// upstreams) ------------------------------------------ */
+
+static void raw_close(pc_gw_rawconn *c);
+static void raw_attach(pc_gw_rawconn *c, pc_gw_upreq *q);
+static bool raw_open_slot(pc_gw_rawconn *c);
+
+static void raw_free(pc_gw_rawconn *c)
+{
+    if (c->fd >= 0) raw_close(c);
+    free(c->rbuf);
+    free(c->hdrs);
+    free(c->hptr);
+    free(c->body);
+}
+
+static void idle_push(pc_gw_rawconn *c)
+{
+    pc_gw_pool *p = c->pool;
+    c->iprev = NULL;
+    c->inext = p->idle_head;
+    if (p->idle_head) p->idle_head->iprev = c;
+    p->idle_head = c;
+    c->idle = true;
+}
+
+static void idle_remove(pc_gw_rawconn *c)
+{
+    if (!c->idle) return;
+    if (c->iprev) c->iprev->inext = c->inext;
+    else c->pool->idle_head = c->inext;
+    if (c->inext) c->inext->iprev = c->iprev;
+    c->inext = c->iprev = NULL;
+    c->idle = false;
+}
+
+static void wait_push(pc_gw_pool *p, pc_gw_upreq *q)
+{
+    q->pool = p;
+    q->waiting = true;
+    q->wnext = NULL;
+    q->wprev = p->wait_tail;
+    if (p->wait_tail) p->wait_tail->wnext = q;
+    else p->wait_head = q;
+    p->wait_tail = q;
+}
+
+static void wait_remove(pc_gw_upreq *q)
+{
+    pc_gw_pool *p = q->pool;
+    if (q->wprev) q->wprev->wnext = q->wnext;
+    else p->wait_head = q->wnext;
+    if (q->wnext) q->wnext->wprev = q->wprev;
+    else p->wait_tail = q->wprev;
+    q->wnext = q->wprev = NULL;
+    q->waiting = false;
+}
+
+static pc_gw_upreq *wait_pop(pc_gw_pool *p)
+{
+    pc_gw_upreq *q = p->wait_head;
+    if (q) wait_remove(q);
+    return q;
+}
+
+/* Report an error from the loop rather than from the caller's stack. */
+static void raw_defer_error(pc_gw_rawconn *c, int err)
+{
+    c->pending_err = true;
+    c->err = err;
+    event_active(c->rev, EV_READ, 1);
+}
+
+/* Send what is left of the request; a short send waits for EV_WRITE. */
+static void raw_send(pc_gw_rawconn *c)
+{
+    pc_gw_upreq *q = c->q;
+    while (c->out_off < q->msg_len) {
+        ssize_t n = send(c->fd, q->msg + c->out_off, q->msg_len - c->out_off, MSG_NOSIGNAL);
+        if (n > 0) {
+            c->out_off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            event_add(c->wev, NULL);
+            return;
+        }
+        raw_defer_error(c, n < 0 ? errno : EPIPE);
+        return;
+    }
+    if (event_pending(c->wev, EV_WRITE, NULL)) event_del(c->wev);
+}
+
+/* Close the socket and free the slot; a waiting request gets a new
+ * connection in it. Callbacks are not called. */
+static void raw_close(pc_gw_rawconn *c)
+{
+    pc_gw_pool *p = c->pool;
+    idle_remove(c);
+    if (c->rev) event_free(c->rev);
+    if (c->wev) event_free(c->wev);
+    if (c->ctimer) event_free(c->ctimer);
+    c->rev = c->wev = c->ctimer = NULL;
+    if (c->fd >= 0) {
+        close(c->fd);
+        p->raw_open--;
+    }
+    c->fd = -1;
+    c->q = NULL;
+    c->connecting = c->served = c->pending_err = false;
+    if (c->body_cap > PC_GW_UPSTREAM_KEEP_BODY) {
+        free(c->body);
+        c->body = NULL;
+        c->body_cap = 0;
+    }
+    if (p->wait_head == NULL) return;
+    /* A slot is free now: open a connection for the first waiting request. */
+    if (!raw_open_slot(c)) return; /* it waits on, bounded by its timer */
+    raw_attach(c, wait_pop(p));
+}
+
+static void raw_fail(pc_gw_rawconn *c, pc_gw_upstatus st)
+{
+    pc_gw_upreq *q = c->q;
+    if (q) q->conn = NULL;
+    c->q = NULL;
+    raw_close(c);
+    if (q) q->done(q, st, NULL);
+}
+
+/* The exchange on c is over and c may carry another. */
+static void raw_release(pc_gw_rawconn *c)
+{
+    pc_gw_pool *p = c->pool;
+    if (c->body_cap > PC_GW_UPSTREAM_KEEP_BODY) {
+        free(c->body);
+        c->body = NULL;
+        c->body_cap = 0;
+    }
+    if (p->wait_head && p->wait_head->fresh) {
+        raw_close(c); /* reopens for that request */
+        return;
+    }
+    pc_gw_upreq *q = wait_pop(p);
+    if (q) raw_attach(c, q);
+    else idle_push(c);
+}
+
+/* ---- http-parser callbacks (HTTP_RESPONSE) ---- */
+
+static pc_gw_rawconn *conn_of(http_parser *hp) { return hp->data; }
+
+static int on_msg_begin(http_parser *hp)
+{
+    pc_gw_rawconn *c = conn_of(hp);
+    c->n_hdrs = 0;
+    c->last_value = false;
+    c->head_done = false;
+    c->body_len = 0;
+    return 0;
+}
+
+static int on_hfield(http_parser *hp, const char *at, size_t len)
+{
+    pc_gw_rawconn *c = conn_of(hp);
+    if (c->head_done) return 0; /* trailers: dropped */
+    uint32_t off = (uint32_t)(at - c->rbuf);
+    if (c->n_hdrs > 0 && !c->last_value) {
+        /* The name continues in this read (the buffer is contiguous). */
+        hdr_at *h = &c->hdrs[c->n_hdrs - 1];
+        if (off != h->name + h->name_len) return -1;
+        h->name_len += (uint32_t)len;
+        h->value = h->name + h->name_len;
+        return 0;
+    }
+    if (c->n_hdrs == PC_GW_UPSTREAM_MAX_HEADER_COUNT) {
+        c->too_large = true;
+        return -1;
+    }
+    if (c->n_hdrs == c->hdrs_cap) {
+        size_t cap = c->hdrs_cap ? c->hdrs_cap * 2 : 32;
+        hdr_at *h = realloc(c->hdrs, cap * sizeof *h);
+        if (h == NULL) return -1;
+        c->hdrs = h;
+        pc_gw_uphdr *hp2 = realloc(c->hptr, cap * sizeof *hp2);
+        if (hp2 == NULL) return -1;
+        c->hptr = hp2;
+        c->hdrs_cap = cap;
+    }
+    /* A header without a value has an empty one, at the end of its name. */
+    c->hdrs[c->n_hdrs++] = (hdr_at){off, (uint32_t)len, off + (uint32_t)len, 0};
+    c->last_value = false;
+    return 0;
+}
+
+static int on_hvalue(http_parser *hp, const char *at, size_t len)
+{
+    pc_gw_rawconn *c = conn_of(hp);
+    if (c->head_done || c->n_hdrs == 0) return 0;
+    hdr_at *h = &c->hdrs[c->n_hdrs - 1];
+    uint32_t off = (uint32_t)(at - c->rbuf);
+    if (!c->last_value) h->value = off;
+    else if (off != h->value + h->value_len) return -1; /* obs-fold: refused (RFC 9112 §5.2) */
+    h->value_len += (uint32_t)len;
+    c->last_value = true;
+    return 0;
+}
+
+static int on_hdone(http_parser *hp)
+{
+    pc_gw_rawconn *c = conn_of(hp);
+    c->head_done = true;
+    /* The head stays in the buffer up to here (each name and value plus
+     * the byte after it, which becomes its NUL); body bytes come after. */
+    size_t keep = 0;
+    for (size_t i = 0; i < c->n_hdrs; i++) {
+        size_t e = (size_t)c->hdrs[i].value + c->hdrs[i].value_len + 1;
+        size_t en = (size_t)c->hdrs[i].name + c->hdrs[i].name_len + 1;
+        if (e > keep) keep = e;
+        if (en > keep) keep = en;
+    }
+    c->keep = keep;
+    if (keep > PC_GW_UPSTREAM_MAX_HEADERS) {
+        c->too_large = true;
+        return -1;
+    }
+    /* 1 = no body (RFC 9110 §9.3.2: a HEAD answer has none, whatever its
+     * Content-Length says); 1xx answers have none either. */
+    return c->q && c->q->head && hp->status_code >= 200 ? 1 : 0;
+}
+
+static int on_body_data(http_parser *hp, const char *at, size_t len)
+{
+    pc_gw_rawconn *c = conn_of(hp);
+    size_t max = c->q ? c->q->max_body : 0;
+    if (len > max || c->body_len > max - len) {
+        c->too_large = true;
+        return -1;
+    }
+    if (c->body_len + len > c->body_cap) {
+        size_t cap = c->body_cap ? c->body_cap : 1024;
+        while (cap < c->body_len + len) cap *= 2;
+        if (cap > max) cap = max;
+        char *b = realloc(c->body, cap);
+        if (b == NULL) return -1;
+        c->body = b;
+        c->body_cap = cap;
+    }
+    memcpy(c->body + c->body_len, at, len);
+    c->body_len += len;
+    return 0;
+}
+
+static int on_msg_done(http_parser *hp)
+{
+    pc_gw_rawconn *c = conn_of(hp);
+    if (hp->status_code >= 100 && hp->status_code < 200 && hp->status_code != 101) {
+        /* An interim answer (103 Early Hints): not passed on; the final
+         * answer follows. */
+        c->head_done = false;
+        c->n_hdrs = 0;
+        return 0;
+    }
+    c->msg_done = true;
+    c->keep_alive = http_should_keep_alive(hp) != 0;
+    http_parser_pause(hp, 1); /* bytes after the answer are not ours */
+    return 0;
+}
+
+static const http_parser_settings raw_settings = {
+    .on_message_begin = on_msg_begin,
+    .on_header_field = on_hfield,
+    .on_header_value = on_hvalue,
+    .on_headers_complete = on_hdone,
+    .on_body = on_body_data,
+    .on_message_complete = on_msg_done,
+};
+
+/* A whole answer: hand it over, then keep or close the connection. */
+static void raw_deliver(pc_gw_rawconn *c, bool reusable)
+{
+    pc_gw_upreq *q = c->q;
+    for (size_t i = 0; i < c->n_hdrs; i++) {
+        hdr_at *h = &c->hdrs[i];
+        c->rbuf[h->name + h->name_len] = '\0';
+        c->rbuf[h->value + h->value_len] = '\0';
+        c->hptr[i] = (pc_gw_uphdr){c->rbuf + h->name, c->rbuf + h->value};
+    }
+    pc_gw_upresp resp = {c->hp.status_code, c->hptr, c->n_hdrs, c->body, c->body_len};
+    /* 101 is never asked for (Upgrade is not forwarded): a broken answer. */
+    if (resp.status < 200 || resp.status > 599) {
+        raw_fail(c, PC_GW_UP_BROKEN);
+        return;
+    }
+    reusable = reusable && c->keep_alive && c->out_off == q->msg_len;
+    q->conn = NULL;
+    c->q = NULL;
+    c->served = true;
+    /* c is neither idle nor in flight while done runs: a request made
+     * from inside it (a pipelined one) cannot take c from under us. */
+    q->done(q, PC_GW_UP_OK, &resp);
+    if (reusable) raw_release(c);
+    else raw_close(c);
+}
+
+static bool raw_grow(pc_gw_rawconn *c)
+{
+    if (c->rcap - c->rlen >= 1024) return true;
+    size_t cap = c->rcap ? c->rcap * 2 : 4096;
+    if (cap > PC_GW_UPSTREAM_MAX_HEADERS + PC_GW_UPSTREAM_READ)
+        cap = PC_GW_UPSTREAM_MAX_HEADERS + PC_GW_UPSTREAM_READ;
+    if (cap <= c->rcap) return c->rcap > c->rlen;
+    char *b = realloc(c->rbuf, cap);
+    if (b == NULL) return c->rcap > c->rlen;
+    c->rbuf = b;
+    c->rcap = cap;
+    return true;
+}
+
+static void on_raw_read(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    pc_gw_rawconn *c = arg;
+    if (c->q == NULL) {
+        /* Idle (or opened for a request since cancelled): the upstream
+         * closed it, reset it or sent what nobody asked for. */
+        raw_close(c);
+        return;
+    }
+    if (c->pending_err || c->connecting) {
+        int err = c->err;
+        socklen_t el = sizeof err;
+        if (!c->pending_err && (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err == 0))
+            return; /* spurious */
+        raw_fail(c, c->connecting ? PC_GW_UP_CONNECT_FAILED
+                    : c->got_bytes ? PC_GW_UP_BROKEN
+                                   : PC_GW_UP_CLOSED);
+        return;
+    }
+    if (!raw_grow(c)) {
+        raw_fail(c, PC_GW_UP_TOO_LARGE);
+        return;
+    }
+    ssize_t n = read(fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+        raw_fail(c, c->got_bytes ? PC_GW_UP_BROKEN : PC_GW_UP_CLOSED);
+        return;
+    }
+    if (n == 0) {
+        /* EOF ends an answer delimited by the close (no length). */
+        if (c->got_bytes) http_parser_execute(&c->hp, &raw_settings, NULL, 0);
+        if (c->msg_done) raw_deliver(c, false);
+        else raw_fail(c, c->got_bytes ? PC_GW_UP_BROKEN : PC_GW_UP_CLOSED);
+        return;
+    }
+    c->got_bytes = true;
+    char *data = c->rbuf + c->rlen;
+    c->rlen += (size_t)n;
+    size_t used = http_parser_execute(&c->hp, &raw_settings, data, (size_t)n);
+    if (c->msg_done) {
+        raw_deliver(c, used == (size_t)n);
+        return;
+    }
+    if (HTTP_PARSER_ERRNO(&c->hp) != HPE_OK) {
+        raw_fail(c, c->too_large ? PC_GW_UP_TOO_LARGE : PC_GW_UP_BROKEN);
+        return;
+    }
+    if (c->head_done) c->rlen = c->keep; /* the body was copied out */
+    else if (c->rlen > PC_GW_UPSTREAM_MAX_HEADERS) raw_fail(c, PC_GW_UP_TOO_LARGE);
+}
+
+static void on_raw_write(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    pc_gw_rawconn *c = arg;
+    if (c->connecting) {
+        int err = 0;
+        socklen_t el = sizeof err;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0) err = errno;
+        if (err == EINPROGRESS) {
+            event_add(c->wev, NULL);
+            return;
+        }
+        if (err != 0) {
+            raw_fail(c, PC_GW_UP_CONNECT_FAILED);
+            return;
+        }
+        c->connecting = false;
+        event_del(c->ctimer);
+        if (c->q == NULL) {
+            /* Its request was cancelled meanwhile: keep it for the next. */
+            raw_release(c);
+            return;
+        }
+    }
+    if (c->q) raw_send(c);
+}
+
+static void on_raw_connect_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pc_gw_rawconn *c = arg;
+    if (c->connecting) raw_fail(c, PC_GW_UP_CONNECT_TIMEOUT);
+}
+
+static bool raw_resolve(pc_gw_pool *p)
+{
+    if (p->addr_len) return true;
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    char port[8];
+    snprintf(port, sizeof port, "%u", (unsigned)p->port);
+    /* http:// upstreams are loopback addresses or localhost (config):
+     * resolved once per pool, from /etc/hosts at worst. */
+    if (getaddrinfo(p->host, port, &hints, &res) != 0 || res == NULL) {
+        pc_log_msg(PC_LOG_ERROR, "upstream_resolve_failed", "upstream %s: cannot resolve", p->host);
+        return false;
+    }
+    if (res->ai_addrlen <= sizeof p->addr) {
+        memcpy(&p->addr, res->ai_addr, res->ai_addrlen);
+        p->addr_len = res->ai_addrlen;
+    }
+    freeaddrinfo(res);
+    return p->addr_len != 0;
+}
+
+/* A new socket in the free slot c, connecting. false: none could be made
+ * (no descriptors, no memory). */
+static bool raw_open_slot(pc_gw_rawconn *c)
+{
+    pc_gw_pool *p = c->pool;
+    if (!raw_resolve(p)) return false;
+    int fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        pc_log_msg(PC_LOG_ERROR, "upstream_socket_failed", "upstream %s: socket: %s", p->host,
+                   strerror(errno));
+        return false;
+    }
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->rev = event_new(p->base, fd, EV_READ | EV_PERSIST, on_raw_read, c);
+    c->wev = event_new(p->base, fd, EV_WRITE, on_raw_write, c);
+    c->ctimer = evtimer_new(p->base, on_raw_connect_timeout, c);
+    if (c->rev == NULL || c->wev == NULL || c->ctimer == NULL || event_add(c->rev, NULL) != 0) {
+        if (c->rev) event_free(c->rev);
+        if (c->wev) event_free(c->wev);
+        if (c->ctimer) event_free(c->ctimer);
+        c->rev = c->wev = c->ctimer = NULL;
+        close(fd);
+        return false;
+    }
+    c->fd = fd;
+    p->raw_open++;
+    c->served = false;
+    c->pending_err = false;
+    c->connecting = true;
+    if (connect(fd, (struct sockaddr *)&p->addr, p->addr_len) == 0) {
+        c->connecting = false;
+    } else if (errno == EINPROGRESS || errno == EINTR) {
+        struct timeval tv = tv_ms(p->connect_ms);
+        event_add(c->wev, NULL);
+        evtimer_add(c->ctimer, &tv);
+    } else {
+        raw_defer_error(c, errno); /* refused at once: reported from the loop */
+    }
+    return true;
+}
+
+static void raw_attach(pc_gw_rawconn *c, pc_gw_upreq *q)
+{
+    idle_remove(c);
+    c->q = q;
+    q->conn = c;
+    q->reused = c->served;
+    http_parser_init(&c->hp, HTTP_RESPONSE);
+    c->hp.data = c;
+    c->rlen = 0;
+    c->n_hdrs = 0;
+    c->last_value = c->head_done = c->msg_done = c->got_bytes = c->too_large = false;
+    c->keep_alive = false;
+    c->body_len = 0;
+    c->out_off = 0;
+    if (!c->connecting && !c->pending_err) raw_send(c);
+}
+
+bool pc_gw_up_send(struct event_base *base, const pc_upstream_config *up, pc_gw_upreq *q)
+{
+    q->conn = NULL;
+    q->waiting = false;
+    q->reused = false;
+    pc_gw_pool *p = pool_find(base, up);
+    if (p == NULL) return false;
+    if (p->raw == NULL) {
+        p->raw = calloc(p->cap, sizeof *p->raw);
+        if (p->raw == NULL) return false;
+        for (size_t i = 0; i < p->cap; i++) {
+            p->raw[i].pool = p;
+            p->raw[i].fd = -1;
+        }
+    }
+    if (p->idle_head && !q->fresh) {
+        raw_attach(p->idle_head, q);
+        return true;
+    }
+    if (p->raw_open == p->cap && p->idle_head) raw_close(p->idle_head); /* fresh: make room */
+    if (p->raw_open < p->cap) {
+        pc_gw_rawconn *c = NULL;
+        for (size_t i = 0; i < p->cap && c == NULL; i++)
+            if (p->raw[i].fd < 0) c = &p->raw[i];
+        if (c == NULL || !raw_open_slot(c)) return false;
+        raw_attach(c, q);
+        return true;
+    }
+    wait_push(p, q);
+    return true;
+}
+
+void pc_gw_up_cancel(pc_gw_upreq *q)
+{
+    if (q->waiting) {
+        wait_remove(q);
+        return;
+    }
+    pc_gw_rawconn *c = q->conn;
+    if (c == NULL) return;
+    q->conn = NULL;
+    c->q = NULL;
+    /* Half an exchange cannot be resumed: a connection still connecting
+     * is kept (on_raw_write makes it idle), any other is closed. */
+    if (c->connecting && !c->pending_err) return;
+    raw_close(c);
 }

@@ -245,13 +245,23 @@ def test_webhook_receives_alerts(make_gw, demo):
 
 
 def test_brute_force_on_token_endpoint_is_blocked(make_gw):
-    g = make_gw(as_extra={"auth_failures_per_minute": 5, "auth_failures_per_minute_per_ip": 8})
+    """Failed client authentications hit the failure limits (429) and alert,
+    but never revoke or quarantine the client they claim to be: anyone can
+    claim any client_id."""
+    g = make_gw(as_extra={"auth_failures_per_minute": 5, "auth_failures_per_minute_per_ip": 8},
+                detect={"credentials": {"max_auth_failures": 3}})
+    victim = g.access_token(g.token_jwt("jwt-client", cert="alice"))
     attacker = Key("ES256", kid="es-1")   # the client's kid, another key
     statuses = []
     for _ in range(12):
         r = g.token_jwt("jwt-client", key=attacker, cert=None)
         statuses.append(r.status)
     assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}, statuses
+    alerts = g.srv.events("detect_alert", detector="credentials")
+    assert alerts and alerts[0]["actions"] == ["log", "alert"], alerts
+    assert not g.srv.events("client_tokens_revoked")
+    # the real client's token still works
+    assert g.call("/accounts/a1", token=victim, cert="alice").status == 200
 
 
 # ---------------------------------------------------------------- config
