@@ -8,6 +8,7 @@ See bench/sim/README.md.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -20,12 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # Debian's python3 has python3-cryptography and python3-jwcrypto; another
 # python3 first in PATH (pyenv) may not: run under Debian's then.
-try:
-    import jwcrypto  # noqa: F401
-except ImportError:
-    if sys.executable != "/usr/bin/python3" and os.path.exists("/usr/bin/python3"):
-        os.execv("/usr/bin/python3", ["/usr/bin/python3", *sys.argv])
-    raise
+if importlib.util.find_spec("jwcrypto") is None and sys.executable != "/usr/bin/python3" \
+        and os.path.exists("/usr/bin/python3"):
+    os.execv("/usr/bin/python3", ["/usr/bin/python3", *sys.argv])
 
 import simlib  # noqa: E402
 
