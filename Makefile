@@ -12,6 +12,7 @@
 #   make bench-as   token endpoint vs oidc-provider
 #   make bench-gw   gateway vs nginx as a TLS reverse proxy
 #   make bench-abuse  gateway throughput with abuse resistance on vs off
+#   make sim        traffic simulator: benign partners + attacks (SIM_ARGS=--quick)
 #   make format     clang-format the tree
 .DEFAULT_GOAL := release
 
@@ -147,6 +148,8 @@ bench-as: bench-build
 	bench/as/run.sh
 bench-gw: bench-build
 	bench/gw/run.sh
+sim: build/release/portcullis
+	/usr/bin/python3 bench/sim/sim.py --json bench/out/sim.json $(SIM_ARGS)
 
 bench-abuse: bench-build
 	bench/abuse/run.sh
@@ -168,4 +171,4 @@ format:
 clean:
 	rm -rf build
 
-.PHONY: release asan unit unit-build rl-memory integration fuzz fuzz-smoke bench bench-as bench-gw bench-abuse bench-build deps run test format clean
+.PHONY: release asan unit unit-build rl-memory integration fuzz fuzz-smoke bench bench-as bench-gw bench-abuse sim bench-build deps run test format clean

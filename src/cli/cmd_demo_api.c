@@ -7,7 +7,11 @@
  * Service tags are 7 characters of [0-9A-Z]. Record i's tag is
  * base36((i * MULT + OFFSET) mod 36^7): a bijection, so the N tags are
  * distinct, spread over the space (guessing one is a 1 in 780000 shot at
- * N = 100000) and a tag is checked by inverting the map, with no table. */
+ * N = 100000) and a tag is checked by inverting the map, with no table.
+ *
+ * Vehicles (the tracking route) are V + 6 decimal digits, V000000 up to
+ * V(N-1) for --vehicles N; each one drives round its own circle, so its
+ * position changes with the time of the request. */
 #include "cli/commands.h"
 
 #include <arpa/inet.h>
@@ -17,6 +21,7 @@
 #include <event2/keyvalq_struct.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <math.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define DEMO_TAG_LEN 7
 #define DEMO_SPACE 78364164096ULL /* 36^7 */
@@ -31,6 +37,8 @@
 #define DEMO_OFFSET 1234567891ULL
 #define DEMO_DEFAULT_RECORDS 100000u
 #define DEMO_MAX_RECORDS 10000000u
+#define DEMO_DEFAULT_VEHICLES 1000u
+#define DEMO_MAX_VEHICLES 1000000u /* V + 6 digits */
 #define DEMO_MAX_ID 64
 /* Request bodies the demo reads (for /echo). */
 #define DEMO_MAX_BODY (1024 * 1024)
@@ -40,6 +48,7 @@ static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 typedef struct demo {
     struct event_base *base;
     uint64_t records;
+    uint64_t vehicles;
     uint64_t inverse; /* DEMO_MULT^-1 mod DEMO_SPACE */
 } demo;
 
@@ -92,7 +101,7 @@ static int64_t index_of(const demo *d, const char *tag)
 
 static void send_json(struct evhttp_request *req, int code, json_t *body)
 {
-    char *s = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+    char *s = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(10));
     json_decref(body);
     struct evbuffer *out = evbuffer_new();
     if (s) evbuffer_add(out, s, strlen(s));
@@ -185,6 +194,44 @@ static json_t *account(const char *id)
                      "GBP", "status", (h >> 20) % 10 == 0 ? "closed" : "open");
 }
 
+/* The vehicle number of "V" + 6 digits below d->vehicles, or -1. */
+static int64_t vehicle_of(const demo *d, const char *id)
+{
+    if (id[0] != 'V') return -1;
+    int64_t v = 0;
+    for (int k = 1; k <= 6; k++) {
+        if (id[k] < '0' || id[k] > '9') return -1;
+        v = v * 10 + (id[k] - '0');
+    }
+    return id[7] == '\0' && (uint64_t)v < d->vehicles ? v : -1;
+}
+
+/* Where vehicle v is now: it drives round a circle of its own (1 to 9 km
+ * across, somewhere within ~50 km of 53.8N 1.55W) at 20 to 80 km/h. */
+static json_t *position(int64_t v, const char *id)
+{
+    uint64_t h = (uint64_t)(v + 1) * 0x9E3779B97F4A7C15ULL;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    double radius_km = 0.5 + (double)((h >> 8) % 4000) / 1000.0;
+    double speed_kmh = 20.0 + (double)((h >> 24) % 60);
+    double lat0 = 53.8 + ((double)((h >> 32) % 1000) - 500.0) / 1100.0;
+    double lon0 = -1.55 + ((double)((h >> 44) % 1000) - 500.0) / 650.0;
+    double angle = fmod(now * speed_kmh / 3600.0 / radius_km + (double)(h % 628) / 100.0,
+                        2.0 * M_PI);
+    double lat = lat0 + radius_km * sin(angle) / 111.0;
+    double lon = lon0 + radius_km * cos(angle) / (111.0 * cos(lat0 * M_PI / 180.0));
+    double heading = fmod(450.0 - angle * 180.0 / M_PI, 360.0); /* tangent, clockwise from north */
+    char when[32];
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return json_pack("{s:s, s:f, s:f, s:f, s:f, s:s}", "vehicle_id", id, "lat",
+                     round(lat * 1e6) / 1e6, "lon", round(lon * 1e6) / 1e6, "speed_kmh",
+                     speed_kmh, "heading", round(heading * 10.0) / 10.0, "at", when);
+}
+
 /* Every header as received (names lower-cased, a list per name), with
  * credentials reported only as present. */
 static json_t *all_headers(struct evhttp_request *req)
@@ -243,6 +290,18 @@ static void handle(struct evhttp_request *req, void *arg)
         int64_t i = index_of(d, path + 11);
         body = i >= 0 ? customer(i, path + 11) : json_pack("{s:s}", "error", "no such customer");
         code = i >= 0 ? 200 : 404;
+    } else if (get && strncmp(path, "/vehicles/", 10) == 0) {
+        /* /vehicles/{id}/position */
+        char id[9];
+        const char *rest = path + 10, *slash = strchr(rest, '/');
+        int64_t v = -1;
+        if (slash && (size_t)(slash - rest) < sizeof id && strcmp(slash, "/position") == 0) {
+            memcpy(id, rest, (size_t)(slash - rest));
+            id[slash - rest] = '\0';
+            v = vehicle_of(d, id);
+        }
+        body = v >= 0 ? position(v, id) : json_pack("{s:s}", "error", "no such vehicle");
+        code = v >= 0 ? 200 : 404;
     } else if (get && strncmp(path, "/accounts/", 10) == 0 && id_ok(path + 10)) {
         body = account(path + 10);
     } else if (strcmp(path, "/echo") == 0 || strncmp(path, "/echo/", 6) == 0) {
@@ -262,10 +321,12 @@ static void handle(struct evhttp_request *req, void *arg)
 /* ---- command ---------------------------------------------------------------- */
 
 static const char usage[] =
-    "usage: portcullis demo-api [--listen HOST:PORT] [--records N]\n"
+    "usage: portcullis demo-api [--listen HOST:PORT] [--records N] [--vehicles N]\n"
     "\n"
     "A plain-HTTP demo API to put behind the gateway (docs/gateway.md):\n"
     "  GET /customers/{service_tag}  a fake customer (7-character tags; --first-tags lists some)\n"
+    "  GET /vehicles/{id}/position   where a fake vehicle is now (ids V000000 to V + 6 digits\n"
+    "                                below --vehicles; the position moves with time)\n"
     "  GET /accounts/{id}            a fake account\n"
     "  *   /echo[/...]               method, path and body as received\n"
     "  GET /healthz\n"
@@ -274,6 +335,7 @@ static const char usage[] =
     "options:\n"
     "  --listen HOST:PORT  where to listen (default 127.0.0.1:9000; an IP address)\n"
     "  --records N         how many customers exist (default 100000)\n"
+    "  --vehicles N        how many vehicles exist (default 1000, at most 1000000)\n"
     "  --first-tags K      print the first K service tags and exit\n"
     "  -h, --help          this help\n";
 
@@ -339,11 +401,14 @@ int pc_cmd_demo_api(int argc, char **argv)
         {"listen", required_argument, NULL, 'l'},
         {"records", required_argument, NULL, 'n'},
         {"first-tags", required_argument, NULL, 't'},
+        {"vehicles", required_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *listen = "127.0.0.1:9000";
-    demo d = {.records = DEMO_DEFAULT_RECORDS, .inverse = inverse_mod(DEMO_MULT, DEMO_SPACE)};
+    demo d = {.records = DEMO_DEFAULT_RECORDS,
+              .vehicles = DEMO_DEFAULT_VEHICLES,
+              .inverse = inverse_mod(DEMO_MULT, DEMO_SPACE)};
     unsigned long first = 0;
     optind = 1;
     int ch;
@@ -356,6 +421,14 @@ int pc_cmd_demo_api(int argc, char **argv)
             if (*end != '\0' || d.records == 0 || d.records > DEMO_MAX_RECORDS) {
                 fprintf(stderr, "portcullis demo-api: --records must be 1 to %u\n",
                         DEMO_MAX_RECORDS);
+                return PC_EXIT_USAGE;
+            }
+            break;
+        case 'v':
+            d.vehicles = strtoull(optarg, &end, 10);
+            if (*end != '\0' || d.vehicles == 0 || d.vehicles > DEMO_MAX_VEHICLES) {
+                fprintf(stderr, "portcullis demo-api: --vehicles must be 1 to %u\n",
+                        DEMO_MAX_VEHICLES);
                 return PC_EXIT_USAGE;
             }
             break;
