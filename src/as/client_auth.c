@@ -23,6 +23,7 @@ typedef struct attempt {
     pc_request *r;
     char client_id[PC_CLIENT_MAX_ID + 1]; /* claimed, for throttling and logs */
     const char *method;
+    bool assertion;   /* a client_assertion (or its type) was sent */
     char why[256];
 } attempt;
 
@@ -54,8 +55,15 @@ static bool refuse(attempt *a, const char *fmt, ...)
 static bool throttled(attempt *a)
 {
     uint32_t retry = 0;
-    if (pc_abuse_auth_allowed(a->as->abuse, pc_str_c(a->client_id), pc_request_peer_ip(a->r),
-                              &retry))
+    /* A request over a client certificate is judged by its address only:
+     * the per-client_id limit would let anyone who fails as a partner
+     * (from elsewhere) lock that partner out, and proving the certificate
+     * cost the attempt its own TLS handshake. Failures still count against
+     * the client_id, which holds back assertion-based attempts. */
+    const pc_tls_peer *peer = pc_request_peer(a->r);
+    bool by_cert = peer != NULL && peer->present && !a->assertion;
+    if (pc_abuse_auth_allowed(a->as->abuse, by_cert ? PC_STR_NULL : pc_str_c(a->client_id),
+                              pc_request_peer_ip(a->r), &retry))
         return false;
     char ra[24];
     snprintf(ra, sizeof ra, "%u", retry);
@@ -307,6 +315,7 @@ bool pc_as_authenticate(pc_as *as, pc_request *r, const pc_form *form, pc_as_aut
     pc_str form_id = pc_form_get(form, "client_id");
     pc_str assertion = pc_form_get(form, "client_assertion");
     if (form_id.ptr) claim(&a, form_id);
+    a.assertion = assertion.ptr || pc_form_get(form, "client_assertion_type").ptr;
 
     if (throttled(&a)) return false;
 

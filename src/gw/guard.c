@@ -7,7 +7,9 @@
 #include "core/log.h"
 #include "gw/internal.h"
 
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Identifier bytes the enumeration detector reads (the route's parameters
@@ -36,6 +38,27 @@ static size_t identifier_of(pc_request *r, char *buf, size_t cap)
     return n;
 }
 
+/* RFC 9457 with two extension members: "error" (a stable code a client can
+ * switch on) and "until" (unix seconds). Not an upstream failure, so not
+ * pc_gw_respond_problem. */
+static void refuse_quarantined(pc_request *r, const char *iid, int64_t until)
+{
+    json_t *o = json_pack("{s:s,s:s,s:i,s:s,s:s,s:I,s:s}", "type", "about:blank", "title",
+                          "Forbidden", "status", 403, "error", "client_quarantined", "detail",
+                          "this client is quarantined by abuse detection; ask the operator",
+                          "until", (json_int_t)until, "request_id", pc_request_id(r));
+    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    pc_response_header(r, "x-fapi-interaction-id", pc_str_c(iid));
+    pc_response_header(r, "Cache-Control", PC_STR("no-store"));
+    if (body == NULL) {
+        pc_respond_problem(r, 403, "this client is quarantined by abuse detection");
+        return;
+    }
+    pc_respond(r, 403, "application/problem+json", body, strlen(body));
+    free(body);
+}
+
 bool pc_gw_guard(pc_request *r, const pc_gw_route *rt, const pc_gw_identity *id, const char *iid)
 {
     pc_abuse *a = rt->gw->abuse;
@@ -51,8 +74,7 @@ bool pc_gw_guard(pc_request *r, const pc_gw_route *rt, const pc_gw_identity *id,
             pc_log_int(&l, "until", until);
             pc_log_end(&l);
         }
-        pc_gw_respond_problem(r, iid, 403, "client_quarantined",
-                              "this client is quarantined by abuse detection; ask the operator");
+        refuse_quarantined(r, iid, until);
         return false;
     }
     if (!pc_abuse_limit(a, r, rt->rc->rate_limits, rt->rc->n_rate_limits, &w, iid)) return false;

@@ -122,7 +122,11 @@ def test_enumeration_quarantines_and_operator_releases(make_gw, keys, demo, slow
         got += 1
     assert got <= 11, got
     assert r.status == 403, r
-    assert "quarantined" in json.loads(r.body)["detail"], r
+    body = json.loads(r.body)
+    assert r.header("Content-Type") == "application/problem+json", r
+    assert body["error"] == "client_quarantined" and body["until"] > time.time(), body
+    assert r.header("x-fapi-interaction-id"), r
+    assert not g.srv.events("upstream_failed"), "a quarantine refusal is not an upstream failure"
     alerts = g.srv.events("detect_alert", detector="enumeration")
     assert alerts and alerts[0]["client_id"] == "mtls-client", alerts
     assert "quarantine" in alerts[0]["actions"] and alerts[0]["evidence"], alerts
