@@ -24,9 +24,16 @@ for round in $(seq "$ROUNDS"); do
     ((round % 2)) || order="1 0"   # no setting always meets a warmer machine
     for abuse in $order; do
         echo "bench-abuse: round $round, abuse resistance $([[ $abuse == 1 ]] && echo on || echo off)" >&2
-        PC_ABUSE=$abuse CASES=$CASES REPS=1 IDLE_CONNS=0 FLOOR_SECONDS=1 \
-            OUT_JSON="$OUT/run-$round-$abuse.json" "$ROOT/bench/gw/run.sh" >"$OUT/run-$round-$abuse.txt" 2>&1 ||
-            { tail -30 "$OUT/run-$round-$abuse.txt" >&2; echo "bench-abuse: the gateway bench failed" >&2; exit 1; }
+        ok=0
+        for try in 1 2; do # a start-up race (a port taken meanwhile) gets one more try
+            if PC_ABUSE=$abuse CASES=$CASES REPS=1 IDLE_CONNS=0 FLOOR_SECONDS=1 \
+                OUT_JSON="$OUT/run-$round-$abuse.json" "$ROOT/bench/gw/run.sh" >"$OUT/run-$round-$abuse.txt" 2>&1; then
+                ok=1
+                break
+            fi
+            echo "bench-abuse: try $try failed (exit $?): $(tail -3 "$OUT/run-$round-$abuse.txt")" >&2
+        done
+        ((ok)) || { echo "bench-abuse: the gateway bench failed" >&2; exit 1; }
     done
 done
 /usr/bin/python3 - "$OUT" "$ROUNDS" "$CASES" "$OUT_JSON" <<'PY'
