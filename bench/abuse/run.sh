@@ -26,12 +26,14 @@ for round in $(seq "$ROUNDS"); do
         echo "bench-abuse: round $round, abuse resistance $([[ $abuse == 1 ]] && echo on || echo off)" >&2
         ok=0
         for try in 1 2; do # a start-up race (a port taken meanwhile) gets one more try
-            if PC_ABUSE=$abuse CASES=$CASES REPS=1 IDLE_CONNS=0 FLOOR_SECONDS=1 \
-                OUT_JSON="$OUT/run-$round-$abuse.json" "$ROOT/bench/gw/run.sh" >"$OUT/run-$round-$abuse.txt" 2>&1; then
+            rc=0
+            PC_ABUSE=$abuse CASES=$CASES REPS=1 IDLE_CONNS=0 FLOOR_SECONDS=1 \
+                OUT_JSON="$OUT/run-$round-$abuse.json" "$ROOT/bench/gw/run.sh" >"$OUT/run-$round-$abuse.txt" 2>&1 || rc=$?
+            if ((rc == 0)); then
                 ok=1
                 break
             fi
-            echo "bench-abuse: try $try failed (exit $?): $(tail -3 "$OUT/run-$round-$abuse.txt")" >&2
+            echo "bench-abuse: try $try failed (exit $rc): $(tail -3 "$OUT/run-$round-$abuse.txt")" >&2
         done
         ((ok)) || { echo "bench-abuse: the gateway bench failed" >&2; exit 1; }
     done
