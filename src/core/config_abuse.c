@@ -328,6 +328,19 @@ typedef struct field {
     double min, max;
 } field;
 
+/* One field's value at node, checked against its range. */
+static pc_result parse_field(pc_cfg_doc *d, const yaml_node_t *node, const char *path,
+                             const field *f)
+{
+    char sub[PC_CONFIG_MAX_PATH];
+    pc_cfg_path(sub, sizeof sub, path, f->key);
+    if (f->kind == F_DURATION)
+        return pc_cfg_duration(d, node, sub, (uint32_t)f->min, (uint32_t)f->max, f->dst);
+    if (f->kind == F_COUNT)
+        return pc_cfg_uint(d, node, sub, (uint32_t)f->min, (uint32_t)f->max, f->dst);
+    return parse_real(d, node, sub, f->min, f->max, f->dst);
+}
+
 #define MAX_FIELDS 10
 static pc_result parse_detector(pc_cfg_doc *d, const yaml_node_t *n, const char *path,
                                 const pc_config *cfg, bool *enabled, unsigned *actions,
@@ -348,18 +361,8 @@ static pc_result parse_detector(pc_cfg_doc *d, const yaml_node_t *n, const char 
         pc_cfg_path(sub, sizeof sub, path, keys[1]);
         PC_GUARD(parse_actions(d, v[1], sub, cfg, actions));
     }
-    for (size_t i = 0; i < n_fields; i++) {
-        const field *f = &fields[i];
-        if (v[i + 2] == NULL) continue;
-        pc_cfg_path(sub, sizeof sub, path, f->key);
-        if (f->kind == F_DURATION)
-            PC_GUARD(pc_cfg_duration(d, v[i + 2], sub, (uint32_t)f->min, (uint32_t)f->max,
-                                     f->dst));
-        else if (f->kind == F_COUNT)
-            PC_GUARD(pc_cfg_uint(d, v[i + 2], sub, (uint32_t)f->min, (uint32_t)f->max, f->dst));
-        else
-            PC_GUARD(parse_real(d, v[i + 2], sub, f->min, f->max, f->dst));
-    }
+    for (size_t i = 0; i < n_fields; i++)
+        if (v[i + 2] != NULL) PC_GUARD(parse_field(d, v[i + 2], path, &fields[i]));
     return PC_OK;
 }
 
@@ -510,18 +513,8 @@ pc_result pc_cfg_detect(pc_cfg_doc *d, const yaml_node_t *n, pc_config *cfg)
         {"throttle_period", F_DURATION, &c->throttle_ms, 1000, 30 * DAY_MS},
         {"throttle_factor", F_REAL, &c->throttle_factor, 0.001, 1.0},
     };
-    for (size_t i = 0; i < N_OF(f); i++) {
-        yaml_node_t *node = v[DT_LEARNING + i];
-        if (node == NULL) continue;
-        pc_cfg_path(sub, sizeof sub, path, f[i].key);
-        if (f[i].kind == F_DURATION)
-            PC_GUARD(pc_cfg_duration(d, node, sub, (uint32_t)f[i].min, (uint32_t)f[i].max,
-                                     f[i].dst));
-        else if (f[i].kind == F_COUNT)
-            PC_GUARD(pc_cfg_uint(d, node, sub, (uint32_t)f[i].min, (uint32_t)f[i].max, f[i].dst));
-        else
-            PC_GUARD(parse_real(d, node, sub, f[i].min, f[i].max, f[i].dst));
-    }
+    for (size_t i = 0; i < N_OF(f); i++)
+        if (v[DT_LEARNING + i] != NULL) PC_GUARD(parse_field(d, v[DT_LEARNING + i], path, &f[i]));
     if (v[DT_WEBHOOK] != NULL) {
         pc_cfg_path(sub, sizeof sub, path, detect_keys[DT_WEBHOOK]);
         PC_GUARD(parse_webhook(d, v[DT_WEBHOOK], sub, cfg));
