@@ -12,7 +12,9 @@
 #include "abuse/internal.h"
 #include "core/log.h"
 
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const action_names[PC_ABUSE_ACTIONS] = {"log", "alert", "throttle",
@@ -29,21 +31,20 @@ static unsigned actions_of(const pc_detect_config *c, pc_det_kind k)
     }
 }
 
-static void json_escape(char *out, size_t cap, pc_str s)
+/* The webhook's body: the alert line's fields as one JSON object, built
+ * with jansson (the evidence and the action list are our own JSON text). */
+static void post_alert(pc_abuse *a, pc_str key, pc_str client_id, const pc_det_finding *f,
+                       const char *actions_json, int64_t now)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < s.len && o + 7 < cap; i++) {
-        unsigned char c = (unsigned char)s.ptr[i];
-        if (c == '"' || c == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)c;
-        } else if (c < 0x20 || c >= 0x7f) {
-            o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
-        } else {
-            out[o++] = (char)c;
-        }
-    }
-    out[o] = '\0';
+    json_t *o = json_pack("{s:s,s:I,s:s,s:s%,s:s%,s:o?,s:o?}", "event", "detect_alert", "ts",
+                          (json_int_t)(now / 1000000), "detector", pc_det_kind_name(f->kind),
+                          "key", key.ptr, key.len, "client_id", client_id.ptr ? client_id.ptr : "",
+                          client_id.len, "actions", json_loads(actions_json, 0, NULL), "evidence",
+                          json_loads(f->evidence[0] ? f->evidence : "{}", 0, NULL));
+    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (body) pc_abuse_webhook_post(a->sh->webhook, body, strlen(body));
+    free(body);
 }
 
 static void act(pc_abuse *a, pc_str key, pc_str client_id, const pc_det_finding *f, int64_t now,
@@ -89,17 +90,7 @@ static void act(pc_abuse *a, pc_str key, pc_str client_id, const pc_det_finding 
         if (until) pc_log_int(&l, "until", until / 1000000);
         pc_log_end(&l);
     }
-    if (acts & PC_ACT_ALERT && a->sh->webhook) {
-        char k[2 * PC_DET_MAX_KEY], cid[2 * PC_DET_MAX_KEY], body[1024];
-        json_escape(k, sizeof k, key);
-        json_escape(cid, sizeof cid, client_id);
-        int n = snprintf(body, sizeof body,
-                         "{\"event\":\"detect_alert\",\"ts\":%lld,\"detector\":\"%s\","
-                         "\"key\":\"%s\",\"client_id\":\"%s\",\"actions\":%s,\"evidence\":%s}",
-                         (long long)(now / 1000000), pc_det_kind_name(f->kind), k, cid,
-                         actions_json, f->evidence[0] ? f->evidence : "{}");
-        if (n > 0 && (size_t)n < sizeof body) pc_abuse_webhook_post(a->sh->webhook, body, (size_t)n);
-    }
+    if (acts & PC_ACT_ALERT && a->sh->webhook) post_alert(a, key, client_id, f, actions_json, now);
 }
 
 /* "c:<client_id>" or "s:<sub>"; false when it would not fit (the caller

@@ -142,6 +142,9 @@ def test_admin_api_lists_and_releases(make_gw, demo):
     tok = g.mtls_token()
     for t in demo.tags(8):
         g.call(f"/customers/{t}", token=tok, cert="alice")
+    # a client_id that decodes to a control character, or is not percent-encoded right: 400
+    for bad in ("/admin/quarantines/evil%0Aclient", "/admin/quarantines/x%4"):
+        assert g.call(bad, method="DELETE", cert="bob").status == 400, bad
     # not an admin: 403
     r = g.call("/admin/quarantines", cert="alice")
     assert r.status == 403, r
