@@ -78,12 +78,36 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
+/* True when one of the 8 bytes in w may need escaping: below 0x20, '"',
+ * '\\', 0x7f or above (word-at-a-time "has byte" tricks; exact as to
+ * whether some byte matches). Access lines are mostly plain ASCII, so
+ * put_escaped skips 8 bytes at a time until a suspect word. */
+static bool word_needs_escape(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+#define PC_HAS_ZERO(x) (((x) - ones) & ~(x) & highs)
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\'), d = w ^ (ones * 0x7f);
+    uint64_t r = ((w - ones * 0x20) & ~w & highs) | (w & highs) | PC_HAS_ZERO(q) |
+                 PC_HAS_ZERO(b) | PC_HAS_ZERO(d);
+#undef PC_HAS_ZERO
+    return r != 0;
+}
+
 static void put_escaped(pc_logline *l, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     char tmp[6];
-    size_t start = 0;
+    size_t start = 0, next_word = 0;
     for (size_t i = 0; i < n; i++) {
+        if (i >= next_word && i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, sizeof w);
+            if (!word_needs_escape(w)) {
+                i += 7;
+                continue;
+            }
+            next_word = i + 8; /* this word byte by byte, then words again */
+        }
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\' && c < 0x7f) continue;
         if (c >= 0x80) {

@@ -17,8 +17,6 @@ bool pc_str_eq_ci(pc_str a, pc_str b)
     return true;
 }
 
-bool pc_str_eq_lit_ci(pc_str a, const char *lit) { return pc_str_eq_ci(a, pc_str_c(lit)); }
-
 bool pc_ct_eq(const void *a, size_t alen, const void *b, size_t blen)
 {
     /* Lengths of our secrets (hashes, nonces) are public; the contents are

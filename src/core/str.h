@@ -20,7 +20,14 @@ static inline pc_str pc_str_c(const char *s) { return (pc_str){s, s ? strlen(s) 
 bool pc_str_eq(pc_str a, pc_str b);
 /* ASCII case-insensitive equality (header names, auth schemes). */
 bool pc_str_eq_ci(pc_str a, pc_str b);
-bool pc_str_eq_lit_ci(pc_str a, const char *lit);
+/* Inline so that strlen of a literal folds to a constant and a length
+ * mismatch (the common case when a header name is tested against a list)
+ * costs one comparison. */
+static inline bool pc_str_eq_lit_ci(pc_str a, const char *lit)
+{
+    size_t n = strlen(lit);
+    return a.len == n && pc_str_eq_ci(a, (pc_str){lit, n});
+}
 /* The value of a hex digit (either case), or -1. */
 static inline int pc_hexval(int c)
 {

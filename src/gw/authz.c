@@ -4,11 +4,15 @@
 
 #include <string.h>
 
-static bool token68_char(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
-}
+/* RFC 7235 token68 characters (without the trailing '='), as a table: the
+ * token is ~800 bytes on every request, and a table lookup per byte costs a
+ * third of the chain of comparisons. */
+static const bool token68[256] = {
+    ['A' ... 'Z'] = true, ['a' ... 'z'] = true, ['0' ... '9'] = true,
+    ['-'] = true, ['.'] = true, ['_'] = true, ['~'] = true, ['+'] = true, ['/'] = true,
+};
+
+static inline bool token68_char(char c) { return token68[(unsigned char)c]; }
 
 pc_result pc_gw_parse_authorization(pc_str value, pc_gw_scheme *scheme, pc_str *token)
 {

@@ -31,7 +31,10 @@ bool pc_gw_client_x5t(pc_request *r, const pc_gw *gw, char out[PC_X5T_S256_BUF])
         return true;
     }
     const pc_tls_peer *p = pc_request_peer(r);
-    if (p->present) snprintf(out, PC_X5T_S256_BUF, "%s", p->x5t_s256);
+    /* Same size, NUL-terminated by the TLS layer: a plain copy (snprintf
+     * here showed in the profile of every mTLS request). */
+    _Static_assert(sizeof p->x5t_s256 == PC_X5T_S256_BUF, "thumbprint buffers differ");
+    if (p->present) memcpy(out, p->x5t_s256, PC_X5T_S256_BUF);
     return true;
 }
 

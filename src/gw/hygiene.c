@@ -5,21 +5,31 @@
 #include <stdint.h>
 #include <string.h>
 
-static bool has_prefix_ci(pc_str s, const char *prefix)
+/* The name lists below are pc_str tables (lengths known at compile time):
+ * every header of every request and response is checked against them, and
+ * a strlen per list entry showed in the gateway's profile. */
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+static bool has_prefix_ci(pc_str s, pc_str prefix)
 {
-    size_t n = strlen(prefix);
-    return s.len >= n && pc_str_eq_lit_ci((pc_str){s.ptr, n}, prefix);
+    return s.len >= prefix.len && pc_str_eq_ci((pc_str){s.ptr, prefix.len}, prefix);
+}
+
+static bool in_set_ci(pc_str name, const pc_str *set, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (name.len == set[i].len && pc_str_eq_ci(name, set[i])) return true;
+    return false;
 }
 
 bool pc_gw_hop_by_hop(pc_str name)
 {
     /* RFC 9110 §7.6.1 and RFC 9112 §6.1, plus Keep-Alive and Proxy-*
      * (Proxy-Connection, Proxy-Authorization: meant for one hop). */
-    static const char *const names[] = {"connection", "keep-alive", "te", "trailer",
-                                        "transfer-encoding", "upgrade"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (pc_str_eq_lit_ci(name, names[i])) return true;
-    return has_prefix_ci(name, "proxy-");
+    static const pc_str names[] = {PC_STR("connection"), PC_STR("keep-alive"), PC_STR("te"),
+                                   PC_STR("trailer"), PC_STR("transfer-encoding"),
+                                   PC_STR("upgrade")};
+    return in_set_ci(name, names, N_OF(names)) || has_prefix_ci(name, PC_STR("proxy-"));
 }
 
 static bool is_ows(char c) { return c == ' ' || c == '\t'; }
@@ -44,14 +54,13 @@ bool pc_gw_connection_lists(pc_str connection, pc_str name)
 
 bool pc_gw_gateway_owned(pc_str name, pc_str cert_header)
 {
-    static const char *const prefixes[] = {"x-forwarded-", "x-portcullis-", "x-client-cert",
-                                           "client-cert"};
-    static const char *const exact[] = {"forwarded", "x-real-ip", "x-request-id",
-                                        "x-fapi-interaction-id"};
-    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+    static const pc_str prefixes[] = {PC_STR("x-forwarded-"), PC_STR("x-portcullis-"),
+                                      PC_STR("x-client-cert"), PC_STR("client-cert")};
+    static const pc_str exact[] = {PC_STR("forwarded"), PC_STR("x-real-ip"),
+                                   PC_STR("x-request-id"), PC_STR("x-fapi-interaction-id")};
+    for (size_t i = 0; i < N_OF(prefixes); i++)
         if (has_prefix_ci(name, prefixes[i])) return true;
-    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
-        if (pc_str_eq_lit_ci(name, exact[i])) return true;
+    if (in_set_ci(name, exact, N_OF(exact))) return true;
     return cert_header.len > 0 && pc_str_eq_ci(name, cert_header);
 }
 
@@ -61,9 +70,8 @@ bool pc_gw_forward_request_header(pc_str name, pc_str connection, pc_str cert_he
     if (pc_gw_hop_by_hop(name) || pc_gw_connection_lists(connection, name)) return false;
     if (pc_gw_gateway_owned(name, cert_header)) return false;
     /* The HTTP client frames the body and names the upstream itself. */
-    static const char *const client_set[] = {"host", "content-length", "expect"};
-    for (size_t i = 0; i < sizeof client_set / sizeof client_set[0]; i++)
-        if (pc_str_eq_lit_ci(name, client_set[i])) return false;
+    static const pc_str client_set[] = {PC_STR("host"), PC_STR("content-length"), PC_STR("expect")};
+    if (in_set_ci(name, client_set, N_OF(client_set))) return false;
     if (strip_credentials && (pc_str_eq_lit_ci(name, "authorization") || pc_str_eq_lit_ci(name, "dpop")))
         return false;
     return true;
@@ -75,12 +83,10 @@ bool pc_gw_forward_response_header(pc_str name, pc_str connection)
     /* Date, Content-Length and X-Request-Id are the core's; Content-Type
      * goes separately; the interaction id and DPoP nonces are the
      * gateway's (a client must never get a nonce we did not issue). */
-    static const char *const core_set[] = {"date", "content-length", "content-type",
-                                           "x-request-id", "x-fapi-interaction-id",
-                                           "dpop-nonce"};
-    for (size_t i = 0; i < sizeof core_set / sizeof core_set[0]; i++)
-        if (pc_str_eq_lit_ci(name, core_set[i])) return false;
-    return true;
+    static const pc_str core_set[] = {PC_STR("date"),         PC_STR("content-length"),
+                                      PC_STR("content-type"), PC_STR("x-request-id"),
+                                      PC_STR("x-fapi-interaction-id"), PC_STR("dpop-nonce")};
+    return !in_set_ci(name, core_set, N_OF(core_set));
 }
 
 bool pc_gw_header_value_safe(const char *v)

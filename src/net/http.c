@@ -64,14 +64,34 @@ static bool is_tchar(unsigned char c)
     return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
+static bool byte_ok(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
+
+/* True when a byte of the 8 in w is below 0x20 or is 0x7f (the classic
+ * "has a byte less than n" and "has a zero byte" word tricks; exact for
+ * n <= 128). Lets value_ok skip clean words 8 bytes at a time: values such
+ * as an 800-byte Authorization or DPoP header are on every request. */
+static bool word_suspect(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    uint64_t ctl = (w - ones * 0x20) & ~w & highs;
+    uint64_t x = w ^ (ones * 0x7f);
+    uint64_t del = (x - ones) & ~x & highs;
+    return (ctl | del) != 0;
+}
+
 static bool value_ok(pc_str v)
 {
     /* RFC 9110 §5.5: field-value = *( VCHAR / obs-text / SP / HTAB ) */
-    for (size_t i = 0; i < v.len; i++) {
-        unsigned char c = (unsigned char)v.ptr[i];
-        if (c == '\t' || c == ' ' || (c > 0x20 && c != 0x7f)) continue;
-        return false;
+    size_t i = 0;
+    for (; i + 8 <= v.len; i += 8) {
+        uint64_t w;
+        memcpy(&w, v.ptr + i, sizeof w);
+        if (!word_suspect(w)) continue;
+        for (size_t j = i; j < i + 8; j++)
+            if (!byte_ok((unsigned char)v.ptr[j])) return false;
     }
+    for (; i < v.len; i++)
+        if (!byte_ok((unsigned char)v.ptr[i])) return false;
     return true;
 }
 
@@ -273,10 +293,15 @@ static bool request_line_ok(const char *line, size_t len)
 static long scan_head(pc_http_rx *rx, size_t from, size_t to)
 {
     const char *h = rx->head_start;
-    for (size_t i = from; i < to; i++) {
-        char c = h[i];
-        if (c == '\0') return fail(rx, 400, "nul_in_head");
-        if (c != '\n') continue;
+    /* memchr (vectorised in libc) finds the NULs and the line ends; a byte
+     * loop over a head with an 800-byte token was a measurable part of a
+     * proxied request. */
+    const char *nul = memchr(h + from, '\0', to - from);
+    size_t end = nul ? (size_t)(nul - h) : to;
+    for (size_t i = from; i < end; i++) {
+        const char *lf = memchr(h + i, '\n', end - i);
+        if (lf == NULL) break;
+        i = (size_t)(lf - h);
         if (i == 0 || h[i - 1] != '\r') return fail(rx, 400, "bare_lf");
         if (!rx->line_checked) {
             rx->line_checked = true;
@@ -285,6 +310,7 @@ static long scan_head(pc_http_rx *rx, size_t from, size_t to)
         if (i + 1 < to && (h[i + 1] == ' ' || h[i + 1] == '\t')) return fail(rx, 400, "obs_fold");
         if (i >= 3 && h[i - 2] == '\n' && h[i - 3] == '\r') return (long)(i + 1);
     }
+    if (nul) return fail(rx, 400, "nul_in_head");
     return 0;
 }
 

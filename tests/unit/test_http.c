@@ -201,6 +201,39 @@ static void test_nul_in_head(void **state)
     pc_http_rx_free(&rx);
 }
 
+/* value_ok checks 8 bytes at a time and scan_head finds NULs with memchr:
+ * a forbidden byte at any position of a long value is still refused, and
+ * the allowed ones (HTAB, obs-text) at any position still pass. */
+static void test_long_values_every_position(void **state)
+{
+    (void)state;
+    const char bad[] = {'\x01', '\x1f', '\x7f', '\x0b'};
+    const char good[] = {'\t', '\x80', '\xff', '~', ' '};
+    for (size_t pos = 1; pos < 30; pos++) { /* pos 0: a leading tab/space is trimmed */
+        char v[32];
+        for (size_t k = 0; k < sizeof bad + sizeof good; k++) {
+            memset(v, 'v', 31);
+            v[31] = '\0';
+            v[pos] = k < sizeof bad ? bad[k] : good[k - sizeof bad];
+            char msg[128];
+            snprintf(msg, sizeof msg, "GET / HTTP/1.1\r\nHost: h\r\nX-Long: %s\r\n\r\n", v);
+            expect_status(msg, k < sizeof bad ? 400 : 0, NULL);
+        }
+        /* A NUL anywhere in the head is refused, in the same words. */
+        pc_limits_config l = limits();
+        char msg[128];
+        int n = snprintf(msg, sizeof msg, "GET / HTTP/1.1\r\nHost: h\r\nX-Long: %.31s\r\n\r\n",
+                         "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv");
+        msg[strlen("GET / HTTP/1.1\r\nHost: h\r\nX-Long: ") + pos] = '\0';
+        pc_http_rx rx;
+        assert_true(pc_ok(pc_http_rx_init(&rx, &l)));
+        size_t used;
+        assert_int_equal(pc_http_rx_feed(&rx, msg, (size_t)n, &used), PC_HTTP_ERROR);
+        assert_string_equal(rx.error_reason, "nul_in_head");
+        pc_http_rx_free(&rx);
+    }
+}
+
 static void test_limits(void **state)
 {
     (void)state;
@@ -290,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_bad_heads),
         cmocka_unit_test(test_leading_space_refused),
         cmocka_unit_test(test_nul_in_head),
+        cmocka_unit_test(test_long_values_every_position),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_expect_continue_and_leading_crlf),
         cmocka_unit_test(test_path_safety),

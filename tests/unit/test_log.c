@@ -68,6 +68,43 @@ static void test_escaping_and_utf8(void **state)
     json_decref(j);
 }
 
+/* put_escaped skips clean 8-byte words: a byte needing escape at any
+ * position of a long value, and valid UTF-8 straddling a word boundary,
+ * must come back exactly (jansson decodes the line). */
+static void test_escaping_every_position(void **state)
+{
+    (void)state;
+    const char specials[] = {'"', '\\', '\n', '\x01', '\x1f', '\x7f'};
+    for (size_t k = 0; k < sizeof specials; k++) {
+        for (size_t pos = 0; pos < 40; pos++) {
+            char v[41];
+            memset(v, 'a', 40);
+            v[40] = '\0';
+            v[pos] = specials[k];
+            pc_logline l;
+            assert_true(pc_log_begin(&l, PC_LOG_WARN, "ev"));
+            pc_log_cstr(&l, "v", v);
+            pc_log_end(&l);
+            json_t *j = last_line();
+            assert_string_equal(json_string_value(json_object_get(j, "v")), v);
+            json_decref(j);
+        }
+    }
+    for (size_t pos = 0; pos < 20; pos++) {
+        char v[32];
+        memset(v, 'b', 24);
+        memcpy(v + pos, "\xe2\x82\xac", 3); /* U+20AC, 3 bytes */
+        v[24] = '\0';
+        pc_logline l;
+        assert_true(pc_log_begin(&l, PC_LOG_WARN, "ev"));
+        pc_log_cstr(&l, "v", v);
+        pc_log_end(&l);
+        json_t *j = last_line();
+        assert_string_equal(json_string_value(json_object_get(j, "v")), v);
+        json_decref(j);
+    }
+}
+
 static void test_truncation_keeps_json(void **state)
 {
     (void)state;
@@ -110,6 +147,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_escaping_and_utf8),
+        cmocka_unit_test(test_escaping_every_position),
         cmocka_unit_test(test_truncation_keeps_json),
         cmocka_unit_test(test_redaction_and_levels),
     };
