@@ -174,10 +174,89 @@ static pc_result split(pc_str in, pc_str parts[3])
     return PC_OK;
 }
 
+/* Parsed headers, per thread, keyed by their exact base64url bytes. A
+ * client signs every assertion under the same header, and a DPoP key every
+ * proof (the header holds the jwk), so the header's JSON parse (a third of
+ * a JWS's jansson cost, the larger share of the token endpoint's work
+ * outside the signatures) is done once per header, not per request. Only
+ * headers that parsed and passed read_header are kept; a hit shares the
+ * json_t (jansson's reference counts are atomic) and read_header runs
+ * again on it, so a cached header is held to exactly the same checks. The
+ * header is never modified after parsing (jws.h). */
+#define HEADER_CACHE 16
+#define HEADER_CACHE_MAX_B64 512 /* an ES256 DPoP header with its jwk is ~250 */
+
+typedef struct header_entry {
+    size_t len;
+    char b64[HEADER_CACHE_MAX_B64];
+    json_t *header;
+} header_entry;
+
+typedef struct header_cache {
+    header_entry e[HEADER_CACHE];
+    unsigned next;
+} header_cache;
+
+static pthread_key_t header_cache_tls;
+static pthread_once_t header_cache_once = PTHREAD_ONCE_INIT;
+
+static void header_cache_destroy(void *p)
+{
+    header_cache *hc = p;
+    for (size_t i = 0; i < HEADER_CACHE; i++) json_decref(hc->e[i].header);
+    free(hc);
+}
+
+static void header_cache_init(void)
+{
+    (void)pthread_key_create(&header_cache_tls, header_cache_destroy);
+}
+
+static header_cache *header_cache_get(void)
+{
+    if (pthread_once(&header_cache_once, header_cache_init) != 0) return NULL;
+    header_cache *hc = pthread_getspecific(header_cache_tls);
+    if (hc == NULL && (hc = calloc(1, sizeof *hc)) != NULL &&
+        pthread_setspecific(header_cache_tls, hc) != 0) {
+        free(hc);
+        hc = NULL;
+    }
+    return hc;
+}
+
+static json_t *header_cached(header_cache *hc, pc_str b64)
+{
+    if (hc == NULL || b64.len > HEADER_CACHE_MAX_B64) return NULL;
+    for (size_t i = 0; i < HEADER_CACHE; i++) {
+        const header_entry *e = &hc->e[i];
+        if (e->header && e->len == b64.len && memcmp(e->b64, b64.ptr, b64.len) == 0)
+            return json_incref(e->header);
+    }
+    return NULL;
+}
+
+static void header_remember(header_cache *hc, pc_str b64, json_t *header)
+{
+    if (hc == NULL || b64.len > HEADER_CACHE_MAX_B64) return;
+    header_entry *e = &hc->e[hc->next];
+    hc->next = (hc->next + 1) % HEADER_CACHE;
+    json_decref(e->header);
+    memcpy(e->b64, b64.ptr, b64.len);
+    e->len = b64.len;
+    e->header = json_incref(header);
+}
+
 static pc_result parse_parts(pc_str compact, const pc_str parts[3], pc_jws *out)
 {
-    PC_GUARD(load_object(parts[0], "header", &out->header));
-    PC_GUARD(read_header(out));
+    header_cache *hc = header_cache_get();
+    out->header = header_cached(hc, parts[0]);
+    if (out->header) {
+        PC_GUARD(read_header(out));
+    } else {
+        PC_GUARD(load_object(parts[0], "header", &out->header));
+        PC_GUARD(read_header(out));
+        header_remember(hc, parts[0], out->header);
+    }
     PC_GUARD(load_object(parts[1], "payload", &out->payload));
     /* An empty signature parses, so that "alg":"none" reaches verify and
      * is refused there by name rather than as a parse error. */

@@ -39,7 +39,8 @@ const char *pc_jws_alg_name(pc_jws_alg alg);
 typedef struct pc_jws {
     pc_str signing_input;  /* header.payload, points into the input, which
                               must outlive this struct */
-    json_t *header;        /* owned */
+    json_t *header;        /* a reference; read-only: a parsed header may be
+                              shared with a per-thread cache of headers */
     json_t *payload;       /* owned; always a JSON object after a parse */
     pc_jws_alg alg;
     const char *kid;       /* from header, NULL if absent; owned by header */

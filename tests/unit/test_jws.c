@@ -117,6 +117,48 @@ static pc_err verify_err(const char *compact, EVP_PKEY *key, unsigned allowed)
     return r.err;
 }
 
+/* Headers are cached per thread by their exact bytes: a repeated header
+ * gives the same alg, kid and typ; a refused header is refused every time
+ * (never cached); a header shared with the cache outlives the JWS it was
+ * parsed for (ASan would see a double free or a use after free); and more
+ * distinct headers than the cache holds still parse right after eviction. */
+static void test_header_cache(void **state)
+{
+    (void)state;
+    const uint8_t sig[64] = {1};
+    char *c1 = make_jws("{\"alg\":\"ES256\",\"kid\":\"k1\",\"typ\":\"JWT\"}", "{\"n\":1}", sig, 64);
+    for (int round = 0; round < 3; round++) {
+        pc_jws a, b;
+        assert_true(pc_ok(pc_jws_parse(pc_str_c(c1), &a)));
+        assert_true(pc_ok(pc_jws_parse(pc_str_c(c1), &b)));
+        pc_jws_clear(&a); /* b's header must survive a's clear */
+        assert_int_equal(b.alg, PC_ALG_ES256);
+        assert_string_equal(b.kid, "k1");
+        assert_string_equal(b.typ, "JWT");
+        assert_int_equal(json_integer_value(json_object_get(b.payload, "n")), 1);
+        pc_jws_clear(&b);
+    }
+    char *crit = make_jws("{\"alg\":\"ES256\",\"crit\":[\"x\"]}", "{}", sig, 64);
+    assert_int_equal(parse_err(crit), PC_ERR_PROTO);
+    assert_int_equal(parse_err(crit), PC_ERR_PROTO);
+    /* 40 distinct kids: more than the cache holds. */
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 40; i++) {
+            char h[64], kid[16];
+            snprintf(kid, sizeof kid, "kid-%d", i);
+            snprintf(h, sizeof h, "{\"alg\":\"ES256\",\"kid\":\"%s\"}", kid);
+            char *c = make_jws(h, "{}", sig, 64);
+            pc_jws j;
+            assert_true(pc_ok(pc_jws_parse(pc_str_c(c), &j)));
+            assert_string_equal(j.kid, kid);
+            assert_null(j.typ);
+            pc_jws_clear(&j);
+            free(c);
+        }
+    free(c1);
+    free(crit);
+}
+
 static char *sign(pc_jws_alg alg, EVP_PKEY *key, const char *kid, const char *typ,
                   const json_t *extra)
 {
@@ -880,6 +922,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alg_names),
+        cmocka_unit_test(test_header_cache),
         cmocka_unit_test(test_rfc7515_a3),
         cmocka_unit_test(test_round_trip_es256),
         cmocka_unit_test(test_round_trip_ps256),
