@@ -98,17 +98,31 @@ static pc_as_token_state remote_verify(const pc_gw *gw, pc_str token, int64_t no
     return st;
 }
 
-static pc_as_token_state lookup_token(const pc_gw *gw, pc_str token, int64_t now, json_t **claims)
+static bool cache_get(const pc_gw *gw, const pc_gw_creds *c, int64_t now, json_t **claims)
 {
+    *claims = NULL;
+    return c->hashed && pc_gw_tokcache_get_key(gw->generation, c->token_sha256, now, claims);
+}
+
+static void cache_put(const pc_gw *gw, const pc_gw_creds *c, json_t *claims)
+{
+    const json_t *exp = json_object_get(claims, "exp");
+    if (c->hashed && json_is_integer(exp))
+        pc_gw_tokcache_put_key(gw->generation, c->token_sha256, (int64_t)json_integer_value(exp),
+                               claims);
+}
+
+static pc_as_token_state lookup_token(const pc_gw *gw, const pc_gw_creds *c, int64_t now,
+                                      json_t **claims)
+{
+    pc_str token = c->token;
     if (gw->as == NULL) {
-        if (pc_gw_tokcache_get(gw->generation, token, now, claims)) return PC_TOKEN_ACTIVE;
+        if (cache_get(gw, c, now, claims)) return PC_TOKEN_ACTIVE;
         pc_as_token_state st = remote_verify(gw, token, now, claims);
-        const json_t *exp = json_object_get(*claims, "exp");
-        if (st == PC_TOKEN_ACTIVE && json_is_integer(exp))
-            pc_gw_tokcache_put(gw->generation, token, (int64_t)json_integer_value(exp), *claims);
+        if (st == PC_TOKEN_ACTIVE) cache_put(gw, c, *claims);
         return st;
     }
-    if (pc_gw_tokcache_get(gw->generation, token, now, claims)) {
+    if (cache_get(gw, c, now, claims)) {
         const json_t *jti = json_object_get(*claims, "jti");
         if (!json_is_string(jti)) return PC_TOKEN_INVALID;
         pc_str j = {json_string_value(jti), json_string_length(jti)};
@@ -117,9 +131,7 @@ static pc_as_token_state lookup_token(const pc_gw *gw, pc_str token, int64_t now
                    : PC_TOKEN_ACTIVE;
     }
     pc_as_token_state st = pc_as_verify_token(gw->as, token, now, claims);
-    const json_t *exp = json_object_get(*claims, "exp");
-    if (st == PC_TOKEN_ACTIVE && json_is_integer(exp))
-        pc_gw_tokcache_put(gw->generation, token, (int64_t)json_integer_value(exp), *claims);
+    if (st == PC_TOKEN_ACTIVE) cache_put(gw, c, *claims);
     return st;
 }
 
@@ -129,7 +141,7 @@ static bool verify_token(pc_request *r, const pc_gw_route *rt, const char *iid, 
     pc_gw_challenge ch = c->scheme == PC_GW_SCHEME_DPOP ? PC_GW_CH_DPOP : PC_GW_CH_BEARER;
     int64_t now = pc_gw_now();
     json_t *claims = NULL;
-    pc_as_token_state st = lookup_token(rt->gw, c->token, now, &claims);
+    pc_as_token_state st = lookup_token(rt->gw, c, now, &claims);
     const char *why = NULL;
     switch (st) {
     case PC_TOKEN_ACTIVE: break;
@@ -181,8 +193,9 @@ static bool check_scope(pc_request *r, const pc_gw_route *rt, const char *iid, c
 bool pc_gw_authorize(pc_request *r, const pc_gw_route *rt, pc_gw_identity *id, const char *iid)
 {
     memset(id, 0, sizeof *id);
-    pc_gw_creds c = {PC_GW_SCHEME_NONE, PC_STR_NULL};
+    pc_gw_creds c = {PC_GW_SCHEME_NONE, PC_STR_NULL, false, {0}};
     if (!read_credentials(r, rt, iid, &c)) return false;
+    c.hashed = pc_gw_token_sha256(c.token, c.token_sha256);
     if (!verify_token(r, rt, iid, &c, id) || !pc_gw_check_binding(r, rt, iid, &c, id) ||
         !check_scope(r, rt, iid, &c, id)) {
         pc_gw_identity_clear(id);

@@ -99,6 +99,7 @@ static bool check_dpop(pc_request *r, const pc_gw_route *rt, const char *iid, co
         .method = h->method,
         .url = {url, (size_t)n},
         .access_token = c->token,
+        .access_token_sha256 = c->hashed ? c->token_sha256 : NULL,
         .now = pc_gw_now(),
         .max_age_s = g->dpop_proof_lifetime_ms / 1000u,
         .skew_s = g->dpop_skew_ms / 1000u,

@@ -93,6 +93,10 @@ typedef struct pc_gw_identity {
 typedef struct pc_gw_creds {
     pc_gw_scheme scheme;
     pc_str token;
+    /* SHA-256 of the token, made once per request: the verified-token
+     * cache's key and, for DPoP, what the proof's ath must encode. */
+    bool hashed;
+    uint8_t token_sha256[32];
 } pc_gw_creds;
 
 /* A string claim, or NULL. */

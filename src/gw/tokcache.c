@@ -53,8 +53,9 @@ static cache *this_cache(bool create)
     return c;
 }
 
-static bool hash(pc_str token, uint8_t out[32])
+bool pc_gw_token_sha256(pc_str token, uint8_t out[32])
 {
+    (void)pthread_once(&cache_once, cache_init);
     unsigned int len = 0;
     const EVP_MD *md = sha256_md ? sha256_md : EVP_sha256();
     return EVP_Digest(token.ptr, token.len, out, &len, md, NULL) == 1 && len == 32;
@@ -69,14 +70,21 @@ static entry *slot_of(cache *c, const uint8_t key[32])
 
 bool pc_gw_tokcache_get(uint64_t generation, pc_str token, int64_t now, json_t **claims)
 {
-    *claims = NULL;
     uint8_t key[32];
+    *claims = NULL;
+    return pc_gw_token_sha256(token, key) && pc_gw_tokcache_get_key(generation, key, now, claims);
+}
+
+bool pc_gw_tokcache_get_key(uint64_t generation, const uint8_t key[32], int64_t now,
+                            json_t **claims)
+{
+    *claims = NULL;
     cache *c = this_cache(false);
-    if (c == NULL || generation == 0 || !hash(token, key)) return false;
+    if (c == NULL || generation == 0) return false;
     entry *e = slot_of(c, key);
     /* Not a secret comparison: the key is a hash of what the caller holds,
      * and a hit only skips work the caller would redo identically. */
-    if (e->generation != generation || memcmp(e->key, key, sizeof key) != 0 || e->exp <= now)
+    if (e->generation != generation || memcmp(e->key, key, sizeof e->key) != 0 || e->exp <= now)
         return false;
     *claims = json_incref(e->claims);
     return true;
@@ -85,11 +93,17 @@ bool pc_gw_tokcache_get(uint64_t generation, pc_str token, int64_t now, json_t *
 void pc_gw_tokcache_put(uint64_t generation, pc_str token, int64_t exp, json_t *claims)
 {
     uint8_t key[32];
+    if (pc_gw_token_sha256(token, key)) pc_gw_tokcache_put_key(generation, key, exp, claims);
+}
+
+void pc_gw_tokcache_put_key(uint64_t generation, const uint8_t key[32], int64_t exp,
+                            json_t *claims)
+{
     cache *c = this_cache(true);
-    if (c == NULL || generation == 0 || claims == NULL || !hash(token, key)) return;
+    if (c == NULL || generation == 0 || claims == NULL) return;
     entry *e = slot_of(c, key);
     json_decref(e->claims);
-    memcpy(e->key, key, sizeof key);
+    memcpy(e->key, key, sizeof e->key);
     e->generation = generation;
     e->exp = exp;
     e->claims = json_incref(claims);

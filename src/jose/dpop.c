@@ -111,6 +111,11 @@ pc_result pc_dpop_normalize_url(pc_str url, char *out, size_t cap, size_t *out_l
 }
 
 /* A JSON number that is an integer (NumericDate, RFC 7519 §2). */
+/* Fetched once: EVP_sha256() pays an implicit fetch per call (PERF-NOTES). */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md;
+static void fetch_sha256(void) { sha256_md = EVP_MD_fetch(NULL, "SHA2-256", NULL); }
+
 static bool get_int(const json_t *obj, const char *key, int64_t *out)
 {
     const json_t *v = json_object_get(obj, key);
@@ -165,12 +170,18 @@ static pc_result check_claims(const pc_jws *jws, const pc_dpop_check *chk, pc_dp
         /* ath = base64url(SHA-256(ASCII access token)), RFC 9449 §4.2. */
         PC_ENSURE(json_is_string(ath), PC_ERR_PROTO, "DPoP proof ath missing");
         uint8_t d[32];
-        unsigned int dl = 0;
+        unsigned int dl = sizeof d;
         char want[48];
         size_t wl;
-        PC_GUARD_OSSL(EVP_Digest(chk->access_token.ptr, chk->access_token.len, d, &dl,
-                                 EVP_sha256(), NULL),
-                      "SHA-256");
+        if (chk->access_token_sha256) {
+            memcpy(d, chk->access_token_sha256, sizeof d);
+        } else {
+            pthread_once(&sha256_once, fetch_sha256);
+            PC_ENSURE(sha256_md != NULL, PC_ERR_CRYPTO, "SHA-256 is not available");
+            PC_GUARD_OSSL(EVP_Digest(chk->access_token.ptr, chk->access_token.len, d, &dl,
+                                     sha256_md, NULL),
+                          "SHA-256");
+        }
         PC_GUARD(pc_b64url_encode(d, dl, want, sizeof want, &wl));
         PC_ENSURE(pc_ct_eq(want, wl, json_string_value(ath), json_string_length(ath)),
                   PC_ERR_PROTO, "DPoP proof ath does not match the access token");
@@ -199,6 +210,13 @@ static pc_result check_claims(const pc_jws *jws, const pc_dpop_check *chk, pc_dp
 typedef struct key_entry {
     char thumb[PC_JWK_THUMBPRINT_BUF];
     pc_jwk jwk;
+    /* The header jwk object this key was last found under, held (so its
+     * address cannot be reused by another object while it is here). JWS
+     * headers are cached per thread by their exact bytes (jws.c), so the
+     * next proof under the same header has the very same jwk object: then
+     * the private-member check and the thumbprint (canonical JSON and a
+     * SHA-256) were already done for it. */
+    json_t *src;
 } key_entry;
 
 typedef struct key_cache {
@@ -212,7 +230,10 @@ static pthread_once_t key_cache_once = PTHREAD_ONCE_INIT;
 static void key_cache_destroy(void *p)
 {
     key_cache *kc = p;
-    for (size_t i = 0; i < KEY_CACHE; i++) pc_jwk_clear(&kc->e[i].jwk);
+    for (size_t i = 0; i < KEY_CACHE; i++) {
+        pc_jwk_clear(&kc->e[i].jwk);
+        json_decref(kc->e[i].src);
+    }
     free(kc);
 }
 
@@ -229,12 +250,14 @@ static bool has_private_members(const json_t *jwk)
 /* The key of a proof's jwk header, from the cache or parsed and cached.
  * The returned key is owned by the cache (valid until this thread's next
  * lookup evicts it, which cannot happen during one verification). */
+static void remember_src(key_entry *e, const json_t *hjwk)
+{
+    json_decref(e->src);
+    e->src = json_incref((json_t *)hjwk);
+}
+
 static pc_result proof_key(const json_t *hjwk, const pc_jwk **out)
 {
-    PC_ENSURE(!has_private_members(hjwk), PC_ERR_PROTO,
-              "jwk holds private key members; a DPoP proof carries the public key only");
-    char thumb[PC_JWK_THUMBPRINT_BUF];
-    PC_GUARD(pc_jwk_thumbprint_json(hjwk, thumb));
     pthread_once(&key_cache_once, key_cache_init);
     key_cache *kc = pthread_getspecific(key_cache_tls);
     if (kc == NULL) {
@@ -243,7 +266,17 @@ static pc_result proof_key(const json_t *hjwk, const pc_jwk **out)
                   "out of memory");
     }
     for (size_t i = 0; i < KEY_CACHE; i++)
+        if (kc->e[i].jwk.pkey && kc->e[i].src == hjwk) {
+            *out = &kc->e[i].jwk;
+            return PC_OK;
+        }
+    PC_ENSURE(!has_private_members(hjwk), PC_ERR_PROTO,
+              "jwk holds private key members; a DPoP proof carries the public key only");
+    char thumb[PC_JWK_THUMBPRINT_BUF];
+    PC_GUARD(pc_jwk_thumbprint_json(hjwk, thumb));
+    for (size_t i = 0; i < KEY_CACHE; i++)
         if (kc->e[i].jwk.pkey && strcmp(kc->e[i].thumb, thumb) == 0) {
+            remember_src(&kc->e[i], hjwk);
             *out = &kc->e[i].jwk;
             return PC_OK;
         }
@@ -254,6 +287,7 @@ static pc_result proof_key(const json_t *hjwk, const pc_jwk **out)
     pc_jwk_clear(&v->jwk);
     v->jwk = jwk;
     memcpy(v->thumb, jwk.thumbprint, sizeof v->thumb);
+    remember_src(v, hjwk);
     *out = &v->jwk;
     return PC_OK;
 }

@@ -21,6 +21,9 @@ typedef struct pc_dpop_check {
     pc_str method;        /* the request's method: htm must equal it */
     pc_str url;           /* the URL the request was sent to (external view) */
     pc_str access_token;  /* set at a resource server: ath must match it */
+    /* Optional: SHA-256 of access_token, when the caller already has it
+     * (the gateway's token cache is keyed by it); NULL: hashed here. */
+    const uint8_t *access_token_sha256;
     int64_t now;          /* unix seconds */
     uint32_t max_age_s;   /* iat no older than this */
     uint32_t skew_s;      /* iat no further in the future than this */

@@ -164,6 +164,55 @@ static void test_ath(void **state)
     cl = claims("POST", u, NOW, "c");
     json_object_set_new(cl, "ath", json_string("wrong"));
     expect_refused(proof("dpop+jwt", pubjwk, cl), &c, "ath");
+    /* The caller's digest of the token (the gateway's cache key) is used
+     * as given: the right one passes, another one is refused. */
+    c.access_token_sha256 = d;
+    cl = claims("POST", u, NOW, "d");
+    json_object_set_new(cl, "ath", json_string(ath));
+    assert_true(pc_ok(run(proof("dpop+jwt", pubjwk, cl), &c, &out)));
+    uint8_t other[32];
+    memcpy(other, d, sizeof other);
+    other[0] ^= 1;
+    c.access_token_sha256 = other;
+    cl = claims("POST", u, NOW, "e");
+    json_object_set_new(cl, "ath", json_string(ath));
+    expect_refused(proof("dpop+jwt", pubjwk, cl), &c, "ath");
+}
+
+/* Proof keys are found again by the header's jwk object (headers are
+ * cached by their bytes): repeated proofs under one header verify and
+ * give the same jkt; a header whose jwk carries private members is still
+ * refused in between, and a proof signed by another key under a copied
+ * header still fails its signature. */
+static void test_key_cache_by_header(void **state)
+{
+    (void)state;
+    pc_dpop_check c = check();
+    const char *u = "https://as.example:8443/token";
+    char want[PC_JWK_THUMBPRINT_BUF];
+    assert_true(pc_ok(pc_jwk_thumbprint_pkey(key, want)));
+    for (int i = 0; i < 3; i++) {
+        char jti[16];
+        snprintf(jti, sizeof jti, "kc-%d", i);
+        pc_dpop_proof out;
+        assert_true(pc_ok(run(proof("dpop+jwt", pubjwk, claims("POST", u, NOW, jti)), &c, &out)));
+        assert_string_equal(out.jkt, want);
+        if (i == 1) {
+            json_t *priv = json_deep_copy(pubjwk);
+            json_object_set_new(priv, "d", json_string("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+            expect_refused(proof("dpop+jwt", priv, claims("POST", u, NOW, "kc-priv")), &c, "private");
+            json_decref(priv);
+        }
+    }
+    /* Same header bytes (the same jwk), signed with another key. */
+    EVP_PKEY *other = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    assert_non_null(other);
+    EVP_PKEY *mine = key;
+    key = other;
+    char *forged = proof("dpop+jwt", pubjwk, claims("POST", u, NOW, "kc-forged"));
+    key = mine;
+    expect_refused(forged, &c, NULL);
+    EVP_PKEY_free(other);
 }
 
 static bool nonce_is_n1(void *arg, pc_str nonce, int64_t now)
@@ -257,6 +306,7 @@ int main(void)
         cmocka_unit_test(test_valid_proof),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_ath),
+        cmocka_unit_test(test_key_cache_by_header),
         cmocka_unit_test(test_nonce),
         cmocka_unit_test(test_stateless_nonce),
         cmocka_unit_test(test_normalize),
