@@ -24,6 +24,7 @@
 #include "gw/gw.h"
 #include "gw/hygiene.h"
 #include "gw/peer.h"
+#include "gw/upparse.h"
 #include "jose/dpop.h"
 #include "jose/thumbprint.h"
 #include "net/server.h"
@@ -177,25 +178,6 @@ bool pc_gw_upconn_reused(const pc_gw_upconn *uc);
  * one send(), the answer parsed by http-parser, the read event of each
  * connection armed once for the connection's life. Callbacks run from
  * the worker's loop, never from inside pc_gw_up_send or pc_gw_up_cancel. */
-
-/* The most headers an upstream answer may have, and the bytes of its head
- * (status line and headers); more is PC_GW_UP_TOO_LARGE (a 502). */
-#define PC_GW_UPSTREAM_MAX_HEADER_COUNT 256u
-#define PC_GW_UPSTREAM_MAX_HEADERS (16u * 1024u)
-
-typedef struct pc_gw_uphdr {
-    const char *name, *value; /* NUL-terminated, valid during the callback */
-} pc_gw_uphdr;
-
-/* An upstream's answer; everything points into the connection's buffers
- * and is valid only during the done callback. */
-typedef struct pc_gw_upresp {
-    int status;
-    const pc_gw_uphdr *headers;
-    size_t n_headers;
-    const char *body;
-    size_t body_len;
-} pc_gw_upresp;
 
 typedef enum pc_gw_upstatus {
     PC_GW_UP_OK,

@@ -30,7 +30,6 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <errno.h>
-#include <http_parser.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -43,12 +42,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* The raw client reads at most this much at a time; its read buffer grows
- * from 4 KiB to the head limit plus this. */
-#define PC_GW_UPSTREAM_READ (16u * 1024u)
-/* A body buffer larger than this is freed after its exchange rather than
- * kept for the next one. */
-#define PC_GW_UPSTREAM_KEEP_BODY (64u * 1024u)
+/* The constants of the raw client's reader are in upparse.h. */
 
 struct pc_gw_upconn {
     struct pc_gw_pool *pool;
@@ -57,12 +51,6 @@ struct pc_gw_upconn {
     bool dead;      /* failed or was cancelled: replace before reuse */
     bool proven;    /* completed an exchange: connect phase is over */
 };
-
-/* Where a header of the answer is in the read buffer (offsets: the buffer
- * may move when it grows). */
-typedef struct hdr_at {
-    uint32_t name, name_len, value, value_len;
-} hdr_at;
 
 struct pc_gw_rawconn {
     struct pc_gw_pool *pool;
@@ -78,17 +66,7 @@ struct pc_gw_rawconn {
     bool pending_err;            /* a failed connect or send, reported from the loop */
     int err;
     size_t out_off;              /* bytes of q->msg sent */
-    http_parser hp;
-    char *rbuf;                  /* the answer's head, then a window for the body */
-    size_t rlen, rcap;
-    size_t keep;                 /* head bytes kept once the body starts */
-    hdr_at *hdrs;
-    pc_gw_uphdr *hptr;
-    size_t n_hdrs, hdrs_cap;
-    bool last_value;             /* the last header callback was a value */
-    bool head_done, msg_done, got_bytes, too_large, keep_alive;
-    char *body;
-    size_t body_len, body_cap;
+    pc_gw_upparse rd;            /* the answer (upparse.c) */
 };
 
 typedef struct pc_gw_pool {
@@ -357,10 +335,7 @@ static bool raw_open_slot(pc_gw_rawconn *c);
 static void raw_free(pc_gw_rawconn *c)
 {
     if (c->fd >= 0) raw_close(c);
-    free(c->rbuf);
-    free(c->hdrs);
-    free(c->hptr);
-    free(c->body);
+    pc_gw_upparse_free(&c->rd);
 }
 
 static void idle_push(pc_gw_rawconn *c)
@@ -458,11 +433,7 @@ static void raw_close(pc_gw_rawconn *c)
     c->fd = -1;
     c->q = NULL;
     c->connecting = c->served = c->pending_err = false;
-    if (c->body_cap > PC_GW_UPSTREAM_KEEP_BODY) {
-        free(c->body);
-        c->body = NULL;
-        c->body_cap = 0;
-    }
+    pc_gw_upparse_trim(&c->rd);
     if (p->wait_head == NULL) return;
     /* A slot is free now: open a connection for the first waiting request. */
     if (!raw_open_slot(c)) return; /* it waits on, bounded by its timer */
@@ -482,11 +453,7 @@ static void raw_fail(pc_gw_rawconn *c, pc_gw_upstatus st)
 static void raw_release(pc_gw_rawconn *c)
 {
     pc_gw_pool *p = c->pool;
-    if (c->body_cap > PC_GW_UPSTREAM_KEEP_BODY) {
-        free(c->body);
-        c->body = NULL;
-        c->body_cap = 0;
-    }
+    pc_gw_upparse_trim(&c->rd);
     if (p->wait_head && p->wait_head->fresh) {
         raw_close(c); /* reopens for that request */
         return;
@@ -496,153 +463,16 @@ static void raw_release(pc_gw_rawconn *c)
     else idle_push(c);
 }
 
-/* ---- http-parser callbacks (HTTP_RESPONSE) ---- */
-
-static pc_gw_rawconn *conn_of(http_parser *hp) { return hp->data; }
-
-static int on_msg_begin(http_parser *hp)
-{
-    pc_gw_rawconn *c = conn_of(hp);
-    c->n_hdrs = 0;
-    c->last_value = false;
-    c->head_done = false;
-    c->body_len = 0;
-    return 0;
-}
-
-static int on_hfield(http_parser *hp, const char *at, size_t len)
-{
-    pc_gw_rawconn *c = conn_of(hp);
-    if (c->head_done) return 0; /* trailers: dropped */
-    uint32_t off = (uint32_t)(at - c->rbuf);
-    if (c->n_hdrs > 0 && !c->last_value) {
-        /* The name continues in this read (the buffer is contiguous). */
-        hdr_at *h = &c->hdrs[c->n_hdrs - 1];
-        if (off != h->name + h->name_len) return -1;
-        h->name_len += (uint32_t)len;
-        h->value = h->name + h->name_len;
-        return 0;
-    }
-    if (c->n_hdrs == PC_GW_UPSTREAM_MAX_HEADER_COUNT) {
-        c->too_large = true;
-        return -1;
-    }
-    if (c->n_hdrs == c->hdrs_cap) {
-        size_t cap = c->hdrs_cap ? c->hdrs_cap * 2 : 32;
-        hdr_at *h = realloc(c->hdrs, cap * sizeof *h);
-        if (h == NULL) return -1;
-        c->hdrs = h;
-        pc_gw_uphdr *hp2 = realloc(c->hptr, cap * sizeof *hp2);
-        if (hp2 == NULL) return -1;
-        c->hptr = hp2;
-        c->hdrs_cap = cap;
-    }
-    /* A header without a value has an empty one, at the end of its name. */
-    c->hdrs[c->n_hdrs++] = (hdr_at){off, (uint32_t)len, off + (uint32_t)len, 0};
-    c->last_value = false;
-    return 0;
-}
-
-static int on_hvalue(http_parser *hp, const char *at, size_t len)
-{
-    pc_gw_rawconn *c = conn_of(hp);
-    if (c->head_done || c->n_hdrs == 0) return 0;
-    hdr_at *h = &c->hdrs[c->n_hdrs - 1];
-    uint32_t off = (uint32_t)(at - c->rbuf);
-    if (!c->last_value) h->value = off;
-    else if (off != h->value + h->value_len) return -1; /* obs-fold: refused (RFC 9112 §5.2) */
-    h->value_len += (uint32_t)len;
-    c->last_value = true;
-    return 0;
-}
-
-static int on_hdone(http_parser *hp)
-{
-    pc_gw_rawconn *c = conn_of(hp);
-    c->head_done = true;
-    /* The head stays in the buffer up to here (each name and value plus
-     * the byte after it, which becomes its NUL); body bytes come after. */
-    size_t keep = 0;
-    for (size_t i = 0; i < c->n_hdrs; i++) {
-        size_t e = (size_t)c->hdrs[i].value + c->hdrs[i].value_len + 1;
-        size_t en = (size_t)c->hdrs[i].name + c->hdrs[i].name_len + 1;
-        if (e > keep) keep = e;
-        if (en > keep) keep = en;
-    }
-    c->keep = keep;
-    if (keep > PC_GW_UPSTREAM_MAX_HEADERS) {
-        c->too_large = true;
-        return -1;
-    }
-    /* 1 = no body (RFC 9110 §9.3.2: a HEAD answer has none, whatever its
-     * Content-Length says); 1xx answers have none either. */
-    return c->q && c->q->head && hp->status_code >= 200 ? 1 : 0;
-}
-
-static int on_body_data(http_parser *hp, const char *at, size_t len)
-{
-    pc_gw_rawconn *c = conn_of(hp);
-    size_t max = c->q ? c->q->max_body : 0;
-    if (len > max || c->body_len > max - len) {
-        c->too_large = true;
-        return -1;
-    }
-    if (c->body_len + len > c->body_cap) {
-        size_t cap = c->body_cap ? c->body_cap : 1024;
-        while (cap < c->body_len + len) cap *= 2;
-        if (cap > max) cap = max;
-        char *b = realloc(c->body, cap);
-        if (b == NULL) return -1;
-        c->body = b;
-        c->body_cap = cap;
-    }
-    memcpy(c->body + c->body_len, at, len);
-    c->body_len += len;
-    return 0;
-}
-
-static int on_msg_done(http_parser *hp)
-{
-    pc_gw_rawconn *c = conn_of(hp);
-    if (hp->status_code >= 100 && hp->status_code < 200 && hp->status_code != 101) {
-        /* An interim answer (103 Early Hints): not passed on; the final
-         * answer follows. */
-        c->head_done = false;
-        c->n_hdrs = 0;
-        return 0;
-    }
-    c->msg_done = true;
-    c->keep_alive = http_should_keep_alive(hp) != 0;
-    http_parser_pause(hp, 1); /* bytes after the answer are not ours */
-    return 0;
-}
-
-static const http_parser_settings raw_settings = {
-    .on_message_begin = on_msg_begin,
-    .on_header_field = on_hfield,
-    .on_header_value = on_hvalue,
-    .on_headers_complete = on_hdone,
-    .on_body = on_body_data,
-    .on_message_complete = on_msg_done,
-};
-
 /* A whole answer: hand it over, then keep or close the connection. */
 static void raw_deliver(pc_gw_rawconn *c, bool reusable)
 {
     pc_gw_upreq *q = c->q;
-    for (size_t i = 0; i < c->n_hdrs; i++) {
-        hdr_at *h = &c->hdrs[i];
-        c->rbuf[h->name + h->name_len] = '\0';
-        c->rbuf[h->value + h->value_len] = '\0';
-        c->hptr[i] = (pc_gw_uphdr){c->rbuf + h->name, c->rbuf + h->value};
-    }
-    pc_gw_upresp resp = {c->hp.status_code, c->hptr, c->n_hdrs, c->body, c->body_len};
-    /* 101 is never asked for (Upgrade is not forwarded): a broken answer. */
-    if (resp.status < 200 || resp.status > 599) {
+    pc_gw_upresp resp;
+    if (!pc_gw_upparse_answer(&c->rd, &resp)) {
         raw_fail(c, PC_GW_UP_BROKEN);
         return;
     }
-    reusable = reusable && c->keep_alive && c->out_off == q->msg_len;
+    reusable = reusable && c->rd.keep_alive && c->out_off == q->msg_len;
     q->conn = NULL;
     c->q = NULL;
     c->served = true;
@@ -651,20 +481,6 @@ static void raw_deliver(pc_gw_rawconn *c, bool reusable)
     q->done(q, PC_GW_UP_OK, &resp);
     if (reusable) raw_release(c);
     else raw_close(c);
-}
-
-static bool raw_grow(pc_gw_rawconn *c)
-{
-    if (c->rcap - c->rlen >= 1024) return true;
-    size_t cap = c->rcap ? c->rcap * 2 : 4096;
-    if (cap > PC_GW_UPSTREAM_MAX_HEADERS + PC_GW_UPSTREAM_READ)
-        cap = PC_GW_UPSTREAM_MAX_HEADERS + PC_GW_UPSTREAM_READ;
-    if (cap <= c->rcap) return c->rcap > c->rlen;
-    char *b = realloc(c->rbuf, cap);
-    if (b == NULL) return c->rcap > c->rlen;
-    c->rbuf = b;
-    c->rcap = cap;
-    return true;
 }
 
 static void on_raw_read(evutil_socket_t fd, short what, void *arg)
@@ -683,41 +499,34 @@ static void on_raw_read(evutil_socket_t fd, short what, void *arg)
         if (!c->pending_err && (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err == 0))
             return; /* spurious */
         raw_fail(c, c->connecting ? PC_GW_UP_CONNECT_FAILED
-                    : c->got_bytes ? PC_GW_UP_BROKEN
-                                   : PC_GW_UP_CLOSED);
+                    : c->rd.got_bytes ? PC_GW_UP_BROKEN
+                                      : PC_GW_UP_CLOSED);
         return;
     }
-    if (!raw_grow(c)) {
+    size_t room = 0;
+    char *at = pc_gw_upparse_room(&c->rd, &room);
+    if (at == NULL) {
         raw_fail(c, PC_GW_UP_TOO_LARGE);
         return;
     }
-    ssize_t n = read(fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+    ssize_t n = read(fd, at, room);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
-        raw_fail(c, c->got_bytes ? PC_GW_UP_BROKEN : PC_GW_UP_CLOSED);
+        raw_fail(c, c->rd.got_bytes ? PC_GW_UP_BROKEN : PC_GW_UP_CLOSED);
         return;
     }
     if (n == 0) {
-        /* EOF ends an answer delimited by the close (no length). */
-        if (c->got_bytes) http_parser_execute(&c->hp, &raw_settings, NULL, 0);
-        if (c->msg_done) raw_deliver(c, false);
-        else raw_fail(c, c->got_bytes ? PC_GW_UP_BROKEN : PC_GW_UP_CLOSED);
+        if (pc_gw_upparse_eof(&c->rd) == PC_GW_UPP_DONE) raw_deliver(c, false);
+        else raw_fail(c, c->rd.got_bytes ? PC_GW_UP_BROKEN : PC_GW_UP_CLOSED);
         return;
     }
-    c->got_bytes = true;
-    char *data = c->rbuf + c->rlen;
-    c->rlen += (size_t)n;
-    size_t used = http_parser_execute(&c->hp, &raw_settings, data, (size_t)n);
-    if (c->msg_done) {
-        raw_deliver(c, used == (size_t)n);
-        return;
+    bool trailing = false;
+    switch (pc_gw_upparse_feed(&c->rd, (size_t)n, &trailing)) {
+    case PC_GW_UPP_DONE: raw_deliver(c, !trailing); return;
+    case PC_GW_UPP_BROKEN: raw_fail(c, PC_GW_UP_BROKEN); return;
+    case PC_GW_UPP_TOO_LARGE: raw_fail(c, PC_GW_UP_TOO_LARGE); return;
+    case PC_GW_UPP_MORE: return;
     }
-    if (HTTP_PARSER_ERRNO(&c->hp) != HPE_OK) {
-        raw_fail(c, c->too_large ? PC_GW_UP_TOO_LARGE : PC_GW_UP_BROKEN);
-        return;
-    }
-    if (c->head_done) c->rlen = c->keep; /* the body was copied out */
-    else if (c->rlen > PC_GW_UPSTREAM_MAX_HEADERS) raw_fail(c, PC_GW_UP_TOO_LARGE);
 }
 
 static void on_raw_write(evutil_socket_t fd, short what, void *arg)
@@ -827,13 +636,7 @@ static void raw_attach(pc_gw_rawconn *c, pc_gw_upreq *q)
     c->q = q;
     q->conn = c;
     q->reused = c->served;
-    http_parser_init(&c->hp, HTTP_RESPONSE);
-    c->hp.data = c;
-    c->rlen = 0;
-    c->n_hdrs = 0;
-    c->last_value = c->head_done = c->msg_done = c->got_bytes = c->too_large = false;
-    c->keep_alive = false;
-    c->body_len = 0;
+    pc_gw_upparse_start(&c->rd, q->head, q->max_body);
     c->out_off = 0;
     if (!c->connecting && !c->pending_err) raw_send(c);
 }
