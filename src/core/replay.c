@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,11 @@ typedef struct shard {
 
 struct pc_replay {
     shard shards[SHARDS];
+    /* Set (release) before the first entry is published, never cleared: a
+     * peek that finds it unset knows the set is empty and skips the keyed
+     * hash. The revocation set is peeked on every gateway request and is
+     * empty until something is revoked. */
+    atomic_bool any;
     uint8_t hash_key[16]; /* random per process: keys cannot be aimed at a bucket */
 };
 
@@ -165,6 +171,7 @@ pc_replay_verdict pc_replay_check(pc_replay *rp, const char *ns, size_t ns_len, 
             if ((sh->used + 1) * LOAD_DEN > sh->cap * LOAD_NUM) {
                 v = PC_REPLAY_FULL;
             } else {
+                atomic_store_explicit(&rp->any, true, memory_order_release);
                 *cur = s;
                 sh->used++;
             }
@@ -187,6 +194,7 @@ bool pc_replay_peek(pc_replay *rp, const char *ns, size_t ns_len, const char *id
                     int64_t now)
 {
     uint64_t k0, k1;
+    if (!atomic_load_explicit(&rp->any, memory_order_acquire)) return false;
     if (ns_len + id_len > PC_REPLAY_MAX_KEY || digest(rp, ns, ns_len, id, id_len, &k0, &k1) != 0)
         return false;
     shard *sh = &rp->shards[(k1 >> 7) & (SHARDS - 1)];
