@@ -131,10 +131,17 @@ static pc_rl_policy failure_policy(uint32_t per_minute)
 
 static pc_str failure_key(char *buf, size_t cap, const char *tag, pc_str v)
 {
-    int n = snprintf(buf, cap, "%s%.*s", tag, (int)v.len, v.ptr ? v.ptr : "");
-    /* Too long: the limiter's fallback bucket (fail closed). */
-    if (n < 0 || (size_t)n >= cap) return (pc_str){buf, cap};
-    return (pc_str){buf, (size_t)n};
+    /* By hand, not snprintf: two of these run on every token request. */
+    size_t tl = strlen(tag), vl = v.ptr ? v.len : 0;
+    if (tl + vl >= cap) {
+        /* Too long: the limiter's fallback bucket (fail closed). */
+        memset(buf, 0, cap);
+        return (pc_str){buf, cap};
+    }
+    memcpy(buf, tag, tl);
+    if (vl) memcpy(buf + tl, v.ptr, vl);
+    buf[tl + vl] = '\0';
+    return (pc_str){buf, tl + vl};
 }
 
 bool pc_abuse_auth_allowed(pc_abuse *a, pc_str client_id, const char *ip, uint32_t *retry_after_s)
