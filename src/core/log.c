@@ -84,13 +84,8 @@ static size_t utf8_len(const unsigned char *s, size_t n)
  * put_escaped skips 8 bytes at a time until a suspect word. */
 static bool word_needs_escape(uint64_t w)
 {
-    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
-#define PC_HAS_ZERO(x) (((x) - ones) & ~(x) & highs)
-    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\'), d = w ^ (ones * 0x7f);
-    uint64_t r = ((w - ones * 0x20) & ~w & highs) | (w & highs) | PC_HAS_ZERO(q) |
-                 PC_HAS_ZERO(b) | PC_HAS_ZERO(d);
-#undef PC_HAS_ZERO
-    return r != 0;
+    return pc_word_has_less(w, 0x20) || pc_word_has_high(w) || pc_word_has_byte(w, '"') ||
+           pc_word_has_byte(w, '\\') || pc_word_has_byte(w, 0x7f);
 }
 
 static void put_escaped(pc_logline *l, const char *s, size_t n)

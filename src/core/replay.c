@@ -81,25 +81,6 @@ static const EVP_MD *sha256(void)
     return sha256_md;
 }
 
-/* One digest context per thread, reused: a check runs on every gateway
- * request (revocation) and every DPoP proof and client assertion (jti), and
- * a new context per call cost two allocations and a provider context. */
-static pthread_key_t ctx_key;
-static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
-static void ctx_free(void *p) { EVP_MD_CTX_free(p); }
-static void ctx_init(void) { (void)pthread_key_create(&ctx_key, ctx_free); }
-
-static EVP_MD_CTX *thread_ctx(void)
-{
-    if (pthread_once(&ctx_once, ctx_init) != 0) return NULL;
-    EVP_MD_CTX *ctx = pthread_getspecific(ctx_key);
-    if (ctx == NULL && (ctx = EVP_MD_CTX_new()) != NULL && pthread_setspecific(ctx_key, ctx) != 0) {
-        EVP_MD_CTX_free(ctx);
-        ctx = NULL;
-    }
-    return ctx;
-}
-
 /* SHA-256 over key || ns || 0 || id, first 128 bits. A keyed hash keeps the
  * table safe against chosen collisions; 128 bits make accidental equality
  * of two different identifiers negligible. */
@@ -108,12 +89,13 @@ static int digest(const pc_replay *rp, const char *ns, size_t ns_len, const char
 {
     uint8_t d[32];
     unsigned int dl = 0;
-    EVP_MD_CTX *ctx = thread_ctx();
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     static const uint8_t zero = 0;
     int ok = ctx && EVP_DigestInit_ex(ctx, sha256(), NULL) == 1 &&
              EVP_DigestUpdate(ctx, rp->hash_key, sizeof rp->hash_key) == 1 &&
              EVP_DigestUpdate(ctx, ns, ns_len) == 1 && EVP_DigestUpdate(ctx, &zero, 1) == 1 &&
              EVP_DigestUpdate(ctx, id, id_len) == 1 && EVP_DigestFinal_ex(ctx, d, &dl) == 1;
+    EVP_MD_CTX_free(ctx);
     if (!ok) return -1;
     memcpy(k0, d, 8);
     memcpy(k1, d + 8, 8);

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 typedef struct pc_str {
@@ -28,6 +29,26 @@ static inline bool pc_str_eq_lit_ci(pc_str a, const char *lit)
     size_t n = strlen(lit);
     return a.len == n && pc_str_eq_ci(a, (pc_str){lit, n});
 }
+/* Eight bytes at a time (the "has a byte less than n" and "has a zero
+ * byte" word tricks): exact as to whether some byte of w matches, so a
+ * scanner can skip words for which both say no and look at the others
+ * byte by byte. Long header values and log lines are scanned this way. */
+#define PC_WORD_ONES 0x0101010101010101u
+#define PC_WORD_HIGHS 0x8080808080808080u
+/* Some byte of w is below n (n <= 128). */
+static inline bool pc_word_has_less(uint64_t w, unsigned n)
+{
+    return ((w - PC_WORD_ONES * n) & ~w & PC_WORD_HIGHS) != 0;
+}
+/* Some byte of w equals b. */
+static inline bool pc_word_has_byte(uint64_t w, unsigned char b)
+{
+    uint64_t x = w ^ (PC_WORD_ONES * b);
+    return ((x - PC_WORD_ONES) & ~x & PC_WORD_HIGHS) != 0;
+}
+/* Some byte of w is 0x80 or above. */
+static inline bool pc_word_has_high(uint64_t w) { return (w & PC_WORD_HIGHS) != 0; }
+
 /* The value of a hex digit (either case), or -1. */
 static inline int pc_hexval(int c)
 {

@@ -202,6 +202,8 @@ bool pc_gw_authorize(pc_request *r, const pc_gw_route *rt, pc_gw_identity *id, c
         return false;
     }
     id->token = c.token;
+    id->token_hashed = c.hashed;
+    memcpy(id->token_sha256, c.token_sha256, sizeof id->token_sha256);
     return true;
 }
 

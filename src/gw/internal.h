@@ -86,6 +86,8 @@ typedef struct pc_gw_identity {
     const char *client_id, *sub, *scope, *jti; /* borrowed from claims */
     char x5t[PC_X5T_S256_BUF];     /* thumbprint of the certificate, "" if none */
     pc_str token;                  /* the access token; points into the request */
+    bool token_hashed;             /* token_sha256 is set (pc_gw_authorize) */
+    uint8_t token_sha256[32];      /* the token cache's and introspection cache's key */
     bool dpop_nonce;               /* a DPoP proof with a server nonce passed: send the
                                       current nonce with the answer (RFC 9449 §8.2) */
 } pc_gw_identity;

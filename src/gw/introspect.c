@@ -14,7 +14,6 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,12 +68,6 @@ static answer *slot_for(answers *a, const uint8_t key[32])
     uint32_t i;
     memcpy(&i, key, sizeof i); /* a SHA-256 prefix is uniform */
     return &a->slots[i % PC_GW_INTROSPECT_SLOTS];
-}
-
-static void token_key(pc_str token, uint8_t key[32])
-{
-    unsigned int len = 0;
-    if (EVP_Digest(token.ptr, token.len, key, &len, EVP_sha256(), NULL) != 1) memset(key, 0, 32);
 }
 
 typedef struct query {
@@ -231,11 +224,15 @@ void pc_gw_introspect_then_proxy(pc_request *r, const pc_gw_route *rt, const pc_
         pc_gw_exchange_start(r, rt, id, iid);
         return;
     }
-    uint8_t key[32];
-    token_key(token, key);
+    /* Keyed by the token's SHA-256, made once by pc_gw_authorize. */
+    if (!id->token_hashed) {
+        pc_gw_respond_problem(r, iid, 503, "introspection_failed", "could not hash the token");
+        return;
+    }
+    const uint8_t *key = id->token_sha256;
     answers *all = this_answers(false);
     answer *a = all ? slot_for(all, key) : NULL;
-    if (a && a->generation == gw->generation && memcmp(a->key, key, sizeof key) == 0 &&
+    if (a && a->generation == gw->generation && memcmp(a->key, key, sizeof a->key) == 0 &&
         a->until_ms > mono_ms()) {
         if (a->active) {
             pc_gw_exchange_start(r, rt, id, iid);

@@ -68,13 +68,6 @@ static entry *slot_of(cache *c, const uint8_t key[32])
     return &c->slots[i % PC_GW_TOKEN_CACHE_SLOTS];
 }
 
-bool pc_gw_tokcache_get(uint64_t generation, pc_str token, int64_t now, json_t **claims)
-{
-    uint8_t key[32];
-    *claims = NULL;
-    return pc_gw_token_sha256(token, key) && pc_gw_tokcache_get_key(generation, key, now, claims);
-}
-
 bool pc_gw_tokcache_get_key(uint64_t generation, const uint8_t key[32], int64_t now,
                             json_t **claims)
 {
@@ -88,12 +81,6 @@ bool pc_gw_tokcache_get_key(uint64_t generation, const uint8_t key[32], int64_t 
         return false;
     *claims = json_incref(e->claims);
     return true;
-}
-
-void pc_gw_tokcache_put(uint64_t generation, pc_str token, int64_t exp, json_t *claims)
-{
-    uint8_t key[32];
-    if (pc_gw_token_sha256(token, key)) pc_gw_tokcache_put_key(generation, key, exp, claims);
 }
 
 void pc_gw_tokcache_put_key(uint64_t generation, const uint8_t key[32], int64_t exp,

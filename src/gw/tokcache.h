@@ -30,14 +30,11 @@
  * and uses the digest for both. false if hashing failed. */
 bool pc_gw_token_sha256(pc_str token, uint8_t out[32]);
 
-/* On a hit (same generation, not expired at now), *claims is a new
- * reference the caller decrefs. */
-bool pc_gw_tokcache_get(uint64_t generation, pc_str token, int64_t now, json_t **claims);
-/* Remember claims (a new reference is taken) until exp. */
-void pc_gw_tokcache_put(uint64_t generation, pc_str token, int64_t exp, json_t *claims);
-/* The same, by a key from pc_gw_token_sha256. */
+/* By a key from pc_gw_token_sha256. On a hit (same generation, not
+ * expired at now), *claims is a new reference the caller decrefs. */
 bool pc_gw_tokcache_get_key(uint64_t generation, const uint8_t key[32], int64_t now,
                             json_t **claims);
+/* Remember claims (a new reference is taken) until exp. */
 void pc_gw_tokcache_put_key(uint64_t generation, const uint8_t key[32], int64_t exp,
                             json_t *claims);
 /* Entries live in this thread's cache (tests). */

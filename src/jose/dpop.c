@@ -110,12 +110,12 @@ pc_result pc_dpop_normalize_url(pc_str url, char *out, size_t cap, size_t *out_l
     return PC_OK;
 }
 
-/* A JSON number that is an integer (NumericDate, RFC 7519 §2). */
 /* Fetched once: EVP_sha256() pays an implicit fetch per call (PERF-NOTES). */
 static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
 static EVP_MD *sha256_md;
 static void fetch_sha256(void) { sha256_md = EVP_MD_fetch(NULL, "SHA2-256", NULL); }
 
+/* A JSON number that is an integer (NumericDate, RFC 7519 §2). */
 static bool get_int(const json_t *obj, const char *key, int64_t *out)
 {
     const json_t *v = json_object_get(obj, key);

@@ -66,18 +66,10 @@ static bool is_tchar(unsigned char c)
 
 static bool byte_ok(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
 
-/* True when a byte of the 8 in w is below 0x20 or is 0x7f (the classic
- * "has a byte less than n" and "has a zero byte" word tricks; exact for
- * n <= 128). Lets value_ok skip clean words 8 bytes at a time: values such
- * as an 800-byte Authorization or DPoP header are on every request. */
-static bool word_suspect(uint64_t w)
-{
-    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
-    uint64_t ctl = (w - ones * 0x20) & ~w & highs;
-    uint64_t x = w ^ (ones * 0x7f);
-    uint64_t del = (x - ones) & ~x & highs;
-    return (ctl | del) != 0;
-}
+/* A byte of the 8 in w is below 0x20 or is 0x7f: value_ok skips clean
+ * words 8 bytes at a time (an 800-byte Authorization or DPoP header is on
+ * every request). */
+static bool word_suspect(uint64_t w) { return pc_word_has_less(w, 0x20) || pc_word_has_byte(w, 0x7f); }
 
 static bool value_ok(pc_str v)
 {
