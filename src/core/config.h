@@ -79,6 +79,11 @@ typedef struct pc_route_auth {
     size_t n_scopes;
     pc_gw_binding binding;
     char *audience;      /* must be in aud; default as.resources[0] */
+    /* auth.introspection: always: every token's claims come from the AS's
+     * RFC 7662 answer (remote AS); auto (false): a JWT is verified
+     * locally, an opaque token introspected. */
+    bool introspect_always;
+    int introspection_line; /* where auth.introspection was set, for errors */
 } pc_route_auth;
 
 typedef struct pc_route_config {

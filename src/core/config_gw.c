@@ -345,9 +345,12 @@ pc_result pc_cfg_upstreams(pc_cfg_doc *d, const yaml_node_t *n, pc_config *cfg)
 
 /* ---- a route's upstream, auth and timeout ------------------------------------ */
 
-enum { AU_SCOPES, AU_BINDING, AU_AUDIENCE, N_AU };
-static const char *const au_keys[N_AU] = {
-    [AU_SCOPES] = "scopes", [AU_BINDING] = "binding", [AU_AUDIENCE] = "audience"};
+enum { AU_SCOPES, AU_BINDING, AU_AUDIENCE, AU_INTROSPECTION, N_AU };
+static const char *const au_keys[N_AU] = {[AU_SCOPES] = "scopes",
+                                          [AU_BINDING] = "binding",
+                                          [AU_AUDIENCE] = "audience",
+                                          [AU_INTROSPECTION] = "introspection"};
+static const char *const introspection_names[] = {"auto", "always"};
 static const char *const binding_names[] = {
     [PC_GW_BIND_ANY] = "any", [PC_GW_BIND_MTLS] = "mtls", [PC_GW_BIND_DPOP] = "dpop"};
 
@@ -370,6 +373,14 @@ static pc_result parse_auth(pc_cfg_doc *d, const yaml_node_t *n, const char *pat
         pc_cfg_path(sub, sizeof sub, path, au_keys[AU_BINDING]);
         PC_GUARD(pc_cfg_enum(d, v[AU_BINDING], sub, binding_names, N_OF(binding_names), &i));
         a->binding = (pc_gw_binding)i;
+    }
+    if (v[AU_INTROSPECTION] != NULL) {
+        int i = 0;
+        pc_cfg_path(sub, sizeof sub, path, au_keys[AU_INTROSPECTION]);
+        PC_GUARD(pc_cfg_enum(d, v[AU_INTROSPECTION], sub, introspection_names,
+                             N_OF(introspection_names), &i));
+        a->introspect_always = i == 1;
+        a->introspection_line = (int)v[AU_INTROSPECTION]->start_mark.line + 1;
     }
     if (v[AU_AUDIENCE] != NULL) {
         pc_cfg_path(sub, sizeof sub, path, au_keys[AU_AUDIENCE]);

@@ -135,27 +135,31 @@ static pc_as_token_state lookup_token(const pc_gw *gw, const pc_gw_creds *c, int
     return st;
 }
 
-static bool verify_token(pc_request *r, const pc_gw_route *rt, const char *iid, const pc_gw_creds *c,
-                         pc_gw_identity *id)
+/* The refusal's text for a token state; NULL for an active token. */
+static const char *token_state_why(pc_as_token_state st)
+{
+    switch (st) {
+    case PC_TOKEN_ACTIVE: return NULL;
+    case PC_TOKEN_EXPIRED: return "the access token has expired";
+    case PC_TOKEN_REVOKED: return "the access token has been revoked";
+    default: return "the access token is not valid";
+    }
+}
+
+/* The claims of an active token (from the AS, its keys or introspection)
+ * against the route: nbf with skew, aud holds the route's audience. */
+static bool check_claims(pc_request *r, const pc_gw_route *rt, const char *iid, const pc_gw_creds *c,
+                         const char *why, pc_gw_identity *id)
 {
     pc_gw_challenge ch = c->scheme == PC_GW_SCHEME_DPOP ? PC_GW_CH_DPOP : PC_GW_CH_BEARER;
     int64_t now = pc_gw_now();
-    json_t *claims = NULL;
-    pc_as_token_state st = lookup_token(rt->gw, c, now, &claims);
-    const char *why = NULL;
-    switch (st) {
-    case PC_TOKEN_ACTIVE: break;
-    case PC_TOKEN_EXPIRED: why = "the access token has expired"; break;
-    case PC_TOKEN_REVOKED: why = "the access token has been revoked"; break;
-    default: why = "the access token is not valid"; break;
-    }
+    const json_t *claims = id->claims;
     const json_t *nbf = json_object_get(claims, "nbf");
     uint32_t skew = rt->gw->cfg->gw.dpop_skew_ms / 1000u;
     if (why == NULL && nbf != NULL && (!json_is_integer(nbf) || json_integer_value(nbf) > now + skew))
         why = "the access token is not valid yet";
     if (why == NULL && !aud_contains(json_object_get(claims, "aud"), rt->rc->auth.audience))
         why = "the access token is not meant for this resource (aud)";
-    id->claims = claims;
     id->jti = pc_gw_claim_str(claims, "jti");
     if (why != NULL) {
         pc_gw_refusal f = {401, ch, "invalid_token", why, NULL, false};
@@ -190,21 +194,56 @@ static bool check_scope(pc_request *r, const pc_gw_route *rt, const char *iid, c
     return pc_gw_refuse(r, rt, &f, iid, id->jti);
 }
 
-bool pc_gw_authorize(pc_request *r, const pc_gw_route *rt, pc_gw_identity *id, const char *iid)
+/* JWS compact serialization: three parts. Anything else is opaque to us
+ * and only its AS can say what it means (RFC 7662). */
+static bool jwt_shaped(pc_str t)
 {
-    memset(id, 0, sizeof *id);
-    pc_gw_creds c = {PC_GW_SCHEME_NONE, PC_STR_NULL, false, {0}};
-    if (!read_credentials(r, rt, iid, &c)) return false;
-    c.hashed = pc_gw_token_sha256(c.token, c.token_sha256);
-    if (!verify_token(r, rt, iid, &c, id) || !pc_gw_check_binding(r, rt, iid, &c, id) ||
-        !check_scope(r, rt, iid, &c, id)) {
-        pc_gw_identity_clear(id);
-        return false;
+    const char *dot1 = memchr(t.ptr, '.', t.len);
+    if (dot1 == NULL) return false;
+    size_t rest = t.len - (size_t)(dot1 + 1 - t.ptr);
+    const char *dot2 = memchr(dot1 + 1, '.', rest);
+    return dot2 != NULL && memchr(dot2 + 1, '.', t.len - (size_t)(dot2 + 1 - t.ptr)) == NULL;
+}
+
+void pc_gw_claims_then_proxy(pc_request *r, const pc_gw_route *rt, const char *iid,
+                             const pc_gw_creds *c, json_t *claims, const char *why, bool confirm)
+{
+    pc_gw_identity id;
+    memset(&id, 0, sizeof id);
+    id.claims = claims;
+    if (!check_claims(r, rt, iid, c, why, &id) || !pc_gw_check_binding(r, rt, iid, c, &id) ||
+        !check_scope(r, rt, iid, c, &id)) {
+        pc_gw_identity_clear(&id);
+        return;
     }
-    id->token = c.token;
-    id->token_hashed = c.hashed;
-    memcpy(id->token_sha256, c.token_sha256, sizeof id->token_sha256);
-    return true;
+    id.token = c->token;
+    id.token_hashed = c->hashed;
+    memcpy(id.token_sha256, c->token_sha256, sizeof id.token_sha256);
+    if (pc_gw_guard(r, rt, &id, iid)) {
+        if (confirm) pc_gw_introspect_then_proxy(r, rt, &id, iid);
+        else pc_gw_exchange_start(r, rt, &id, iid);
+    }
+    pc_gw_identity_clear(&id);
+}
+
+void pc_gw_authorize_then_proxy(pc_request *r, const pc_gw_route *rt, const char *iid)
+{
+    pc_gw_creds c = {PC_GW_SCHEME_NONE, PC_STR_NULL, false, {0}};
+    if (!read_credentials(r, rt, iid, &c)) return;
+    c.hashed = pc_gw_token_sha256(c.token, c.token_sha256);
+    const pc_gw *gw = rt->gw;
+    /* A remote AS with introspection: an opaque token, or any token on an
+     * `introspection: always` route, is what the AS's answer says. */
+    bool remote_introspection = gw->as == NULL && gw->cfg->gw.introspect;
+    if (remote_introspection && (rt->rc->auth.introspect_always || !jwt_shaped(c.token))) {
+        pc_gw_introspect_claims(r, rt, iid, &c);
+        return;
+    }
+    json_t *claims = NULL;
+    pc_as_token_state st = lookup_token(gw, &c, pc_gw_now(), &claims);
+    /* A JWT of a remote AS verified here still has to be confirmed active
+     * there (revocation, FAPI 2.0 §5.3.4-3) when introspection is set. */
+    pc_gw_claims_then_proxy(r, rt, iid, &c, claims, token_state_why(st), remote_introspection);
 }
 
 void pc_gw_identity_clear(pc_gw_identity *id)

@@ -129,10 +129,17 @@ bool pc_gw_refuse(pc_request *r, const pc_gw_route *rt, const pc_gw_refusal *f, 
 PC_MUST_USE bool pc_gw_check_binding(pc_request *r, const pc_gw_route *rt, const char *iid,
                                      const pc_gw_creds *c, pc_gw_identity *id);
 
-/* Run the route's checks. On refusal it has answered (401/403/400, with
- * WWW-Authenticate and the interaction id) and returns false. */
-PC_MUST_USE bool pc_gw_authorize(pc_request *r, const pc_gw_route *rt, pc_gw_identity *id,
-                                 const char *interaction_id);
+/* Run the route's checks (auth: routes), then the guard and the exchange.
+ * A refusal is answered (401/403/400, with WWW-Authenticate and the
+ * interaction id). May finish later, on this worker's loop, when the
+ * token's claims come from the AS's introspection answer. */
+void pc_gw_authorize_then_proxy(pc_request *r, const pc_gw_route *rt, const char *interaction_id);
+/* The second half: the claims (taken; NULL when there are none) of an
+ * active token, or why the token is refused (NULL: it is active), against
+ * the route (nbf, aud, binding, scope), then the guard, then the exchange,
+ * or first the AS's confirmation that the token is active (confirm). */
+void pc_gw_claims_then_proxy(pc_request *r, const pc_gw_route *rt, const char *iid,
+                             const pc_gw_creds *c, json_t *claims, const char *why, bool confirm);
 void pc_gw_identity_clear(pc_gw_identity *id);
 /* Is addr (the connection's peer) inside a trusted proxy range? */
 bool pc_gw_trusted_peer(const pc_gw *gw, const struct sockaddr *addr);
@@ -246,12 +253,16 @@ void pc_gw_exchange_start(pc_request *r, const pc_gw_route *rt, const pc_gw_iden
                           const char *iid);
 /* ---- introspect.c ------------------------------------------------------------ */
 
-/* After every local check passed: for a remote AS with introspection, ask
- * it (or this worker's recent answer) whether the token is active, then
- * start the exchange or refuse; otherwise start the exchange at once.
- * token points into r. */
+/* After every local check of a JWT passed (remote AS with introspection):
+ * ask the AS (or this worker's recent answer) whether the token is still
+ * active, then start the exchange or refuse. id->token points into r. */
 void pc_gw_introspect_then_proxy(pc_request *r, const pc_gw_route *rt, const pc_gw_identity *id,
-                                 const char *iid, pc_str token);
+                                 const char *iid);
+/* An opaque token, or any token of an `introspection: always` route: its
+ * claims are the AS's RFC 7662 answer (or this worker's recent copy of
+ * it), checked as the AS's own answer, then pc_gw_claims_then_proxy. */
+void pc_gw_introspect_claims(pc_request *r, const pc_gw_route *rt, const char *iid,
+                             const pc_gw_creds *c);
 
 /* A gateway problem+json answer with the interaction id, logged. */
 void pc_gw_respond_problem(pc_request *r, const char *iid, int status, const char *reason,

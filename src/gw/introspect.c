@@ -1,12 +1,18 @@
-/* RFC 7662 introspection at a remote AS (gateway.remote_as.introspection):
- * after every local check passed, ask the AS whether the token is still
- * active, so that a revocation there reaches this gateway within the
- * cache time (FAPI 2.0 §5.3.4-3; FAPI-NOTES pain point 13). The gateway
- * authenticates to the AS with its client certificate (RFC 8705 §2).
+/* RFC 7662 introspection at a remote AS (gateway.remote_as.introspection),
+ * in two uses:
  *
- * Answers are kept per worker for introspection.cache, keyed by the
- * SHA-256 of the token. The AS unreachable or answering badly fails
- * closed: 503, never a pass. */
+ *  - claims: an opaque token, or any token of an `introspection: always`
+ *    route, is what the AS's answer says it is; the answer's claims then
+ *    go through the same checks as a JWT's (nbf, aud, binding against
+ *    cnf, scope);
+ *  - confirm: a JWT verified here against the AS's keys is confirmed
+ *    still active, so that a revocation there reaches this gateway within
+ *    the cache time (FAPI 2.0 §5.3.4-3; FAPI-NOTES pain point 13).
+ *
+ * The gateway authenticates to the AS with its client certificate
+ * (RFC 8705 §2). Answers, with their claims, are kept per worker for
+ * introspection.cache, keyed by the SHA-256 of the token. The AS
+ * unreachable or answering badly fails closed: 503, never a pass. */
 #include "core/log.h"
 #include "gw/internal.h"
 
@@ -18,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 /* Cached answers per worker: introspection answers live seconds, so a
@@ -30,7 +37,7 @@ typedef struct answer {
     uint8_t key[32];
     uint64_t generation; /* 0: empty */
     int64_t until_ms;
-    bool active;
+    json_t *claims;      /* the answer of an active token (owned); NULL: inactive */
 } answer;
 
 typedef struct answers {
@@ -40,7 +47,14 @@ typedef struct answers {
 static pthread_key_t answers_key;
 static pthread_once_t answers_once = PTHREAD_ONCE_INIT;
 
-static void answers_init(void) { (void)pthread_key_create(&answers_key, free); }
+static void answers_free(void *p)
+{
+    answers *a = p;
+    for (size_t i = 0; i < PC_GW_INTROSPECT_SLOTS; i++) json_decref(a->slots[i].claims);
+    free(a);
+}
+
+static void answers_init(void) { (void)pthread_key_create(&answers_key, answers_free); }
 
 static int64_t mono_ms(void)
 {
@@ -70,10 +84,56 @@ static answer *slot_for(answers *a, const uint8_t key[32])
     return &a->slots[i % PC_GW_INTROSPECT_SLOTS];
 }
 
+/* This worker's recent answer for the token, or NULL. */
+static const answer *cached(const pc_gw *gw, const uint8_t key[32])
+{
+    answers *all = this_answers(false);
+    const answer *a = all ? slot_for(all, key) : NULL;
+    if (a && a->generation == gw->generation && memcmp(a->key, key, sizeof a->key) == 0 &&
+        a->until_ms > mono_ms())
+        return a;
+    return NULL;
+}
+
+static void remember(const pc_gw *gw, const uint8_t key[32], const json_t *claims)
+{
+    uint32_t cache_ms = gw->cfg->gw.introspection_cache_ms;
+    answers *all = cache_ms > 0 ? this_answers(true) : NULL;
+    if (all == NULL) return;
+    answer *a = slot_for(all, key);
+    json_decref(a->claims);
+    memcpy(a->key, key, sizeof a->key);
+    a->generation = gw->generation;
+    a->until_ms = mono_ms() + cache_ms;
+    a->claims = json_incref((json_t *)claims);
+}
+
+/* Why the AS's answer does not admit the token, or NULL. An active answer
+ * is still checked: it must be the configured AS's (iss, when given), an
+ * access token (token_type, when given: a refresh token is not one) and
+ * unexpired (an answer may be reused for up to introspection.cache). */
+static const char *answer_why(const pc_gw *gw, const json_t *claims, int64_t now)
+{
+    if (claims == NULL) return "the access token is not active";
+    const json_t *iss = json_object_get(claims, "iss");
+    if (iss != NULL && (!json_is_string(iss) || strcmp(json_string_value(iss), gw->cfg->gw.remote_issuer) != 0))
+        return "the access token is not valid";
+    const json_t *type = json_object_get(claims, "token_type");
+    if (type != NULL && (!json_is_string(type) || (strcasecmp(json_string_value(type), "Bearer") != 0 &&
+                                                   strcasecmp(json_string_value(type), "DPoP") != 0)))
+        return "the access token is not valid";
+    const json_t *exp = json_object_get(claims, "exp");
+    if (exp != NULL && !json_is_integer(exp)) return "the access token is not valid";
+    if (exp != NULL && json_integer_value(exp) <= now) return "the access token has expired";
+    return NULL;
+}
+
 typedef struct query {
     pc_request *r;
     const pc_gw_route *rt;
-    pc_gw_identity id;             /* claims referenced */
+    bool confirm;                  /* a JWT checked here: only `active` matters */
+    pc_gw_identity id;             /* confirm: what the checks made (claims referenced) */
+    pc_gw_creds creds;             /* claims: the credentials (token points into r) */
     uint8_t key[32];
     pc_gw_upconn *uc;
     struct evhttp_request *ureq;
@@ -89,35 +149,56 @@ static void query_free(query *q)
     free(q);
 }
 
-/* Hand the request on (to the exchange, or a refusal) and end the query. */
-static void conclude(query *q, int outcome)
+static void refuse_inactive(pc_request *r, const pc_gw_route *rt, const pc_gw_identity *id,
+                            const char *iid)
+{
+    bool dpop = json_object_get(json_object_get(id->claims, "cnf"), "jkt") != NULL;
+    pc_gw_refusal f = {401, dpop ? PC_GW_CH_DPOP : PC_GW_CH_BEARER, "invalid_token",
+                       "the access token is not active (revoked)", NULL, false};
+    (void)pc_gw_refuse(r, rt, &f, iid, id->jti);
+}
+
+static void refuse_unconfirmed(pc_request *r, const char *iid)
+{
+    pc_gw_respond_problem(r, iid, 503, "introspection_failed",
+                          "the authorization server could not confirm the token; retry");
+}
+
+/* Hand the request on (to the checks, the exchange or a refusal) and end
+ * the query. outcome: 1 active (claims, taken), 0 inactive, -1 no usable
+ * answer. */
+static void conclude(query *q, int outcome, json_t *claims)
 {
     pc_request *r = q->r;
     const pc_gw_route *rt = q->rt;
+    bool confirm = q->confirm;
     pc_gw_identity id = q->id;
     id.claims = json_incref(q->id.claims);
+    pc_gw_creds creds = q->creds;
     char iid[sizeof q->iid];
     memcpy(iid, q->iid, sizeof iid);
     pc_request_set_abort(r, NULL, NULL);
     if (q->in_make) q->answered_in_make = true;
     else query_free(q);
-    if (outcome > 0) {
-        pc_gw_exchange_start(r, rt, &id, iid);
-    } else if (outcome == 0) {
-        bool dpop = json_object_get(json_object_get(id.claims, "cnf"), "jkt") != NULL;
-        pc_gw_refusal f = {401, dpop ? PC_GW_CH_DPOP : PC_GW_CH_BEARER, "invalid_token",
-                           "the access token is not active (revoked)", NULL, false};
-        (void)pc_gw_refuse(r, rt, &f, iid, id.jti);
+    if (outcome < 0) {
+        refuse_unconfirmed(r, iid);
+        json_decref(claims);
+    } else if (!confirm) {
+        pc_gw_claims_then_proxy(r, rt, iid, &creds, claims, answer_why(rt->gw, claims, pc_gw_now()),
+                                false);
     } else {
-        pc_gw_respond_problem(r, iid, 503, "introspection_failed",
-                              "the authorization server could not confirm the token; retry");
+        json_decref(claims);
+        if (outcome > 0) pc_gw_exchange_start(r, rt, &id, iid);
+        else refuse_inactive(r, rt, &id, iid);
     }
     json_decref(id.claims);
 }
 
-/* 1 active, 0 inactive, -1 no usable answer. */
-static int parse_answer(struct evhttp_request *u)
+/* 1 active (*claims: the answer), 0 inactive, -1 no usable answer: not a
+ * 200 JSON object with a boolean `active` (RFC 7662 §2.2). */
+static int parse_answer(struct evhttp_request *u, json_t **claims)
 {
+    *claims = NULL;
     if (u == NULL || evhttp_request_get_response_code(u) != 200) return -1;
     struct evbuffer *b = evhttp_request_get_input_buffer(u);
     size_t len = evbuffer_get_length(b);
@@ -125,35 +206,29 @@ static int parse_answer(struct evhttp_request *u)
     json_error_t err;
     json_t *o = data ? json_loadb(data, len, JSON_REJECT_DUPLICATES, &err) : NULL;
     const json_t *active = json_object_get(o, "active");
-    int res = json_is_boolean(active) ? (json_is_true(active) ? 1 : 0) : -1;
-    json_decref(o);
+    int res = json_is_object(o) && json_is_boolean(active) ? (json_is_true(active) ? 1 : 0) : -1;
+    if (res == 1) *claims = o;
+    else json_decref(o);
     return res;
 }
 
 static void on_answer(struct evhttp_request *u, void *arg)
 {
     query *q = arg;
-    int res = parse_answer(u);
+    json_t *claims = NULL;
+    int res = parse_answer(u, &claims);
     pc_gw_upconn_done(q->uc, res >= 0);
     q->uc = NULL;
     q->ureq = NULL;
     evtimer_del(q->timer);
-    uint32_t cache_ms = q->rt->gw->cfg->gw.introspection_cache_ms;
-    answers *all = res >= 0 && cache_ms > 0 ? this_answers(true) : NULL;
-    if (all) {
-        answer *a = slot_for(all, q->key);
-        memcpy(a->key, q->key, sizeof a->key);
-        a->generation = q->rt->gw->generation;
-        a->until_ms = mono_ms() + cache_ms;
-        a->active = res == 1;
-    }
+    if (res >= 0) remember(q->rt->gw, q->key, claims);
     pc_logline l;
     if (res < 0 && pc_log_begin(&l, PC_LOG_WARN, "introspection_failed")) {
         pc_log_cstr(&l, "req", pc_request_id(q->r));
         pc_log_int(&l, "status", u ? evhttp_request_get_response_code(u) : 0);
         pc_log_end(&l);
     }
-    conclude(q, res);
+    conclude(q, res, claims);
 }
 
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
@@ -165,7 +240,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     if (q->uc) pc_gw_upconn_done(q->uc, false);
     q->uc = NULL;
     q->ureq = NULL;
-    conclude(q, -1);
+    conclude(q, -1, NULL);
 }
 
 static void on_abort(void *arg)
@@ -216,47 +291,15 @@ static bool send_query(query *q, pc_str token)
     return true;
 }
 
-void pc_gw_introspect_then_proxy(pc_request *r, const pc_gw_route *rt, const pc_gw_identity *id,
-                                 const char *iid, pc_str token)
+/* Ask the AS about the token; the answer continues in conclude. Answers
+ * 503 itself when the question cannot be sent. */
+static void ask(query *q, pc_str token)
 {
-    const pc_gw *gw = rt->gw;
-    if (!rt->rc->auth.enabled || gw->as != NULL || !gw->cfg->gw.introspect) {
-        pc_gw_exchange_start(r, rt, id, iid);
-        return;
-    }
-    /* Keyed by the token's SHA-256, made once by pc_gw_authorize. */
-    if (!id->token_hashed) {
-        pc_gw_respond_problem(r, iid, 503, "introspection_failed", "could not hash the token");
-        return;
-    }
-    const uint8_t *key = id->token_sha256;
-    answers *all = this_answers(false);
-    answer *a = all ? slot_for(all, key) : NULL;
-    if (a && a->generation == gw->generation && memcmp(a->key, key, sizeof a->key) == 0 &&
-        a->until_ms > mono_ms()) {
-        if (a->active) {
-            pc_gw_exchange_start(r, rt, id, iid);
-            return;
-        }
-        bool dpop = json_object_get(json_object_get(id->claims, "cnf"), "jkt") != NULL;
-        pc_gw_refusal f = {401, dpop ? PC_GW_CH_DPOP : PC_GW_CH_BEARER, "invalid_token",
-                           "the access token is not active (revoked)", NULL, false};
-        (void)pc_gw_refuse(r, rt, &f, iid, id->jti);
-        return;
-    }
-    query *q = calloc(1, sizeof *q);
-    if (q == NULL) {
-        pc_gw_respond_problem(r, iid, 503, "introspection_failed", "out of memory");
-        return;
-    }
-    q->r = r;
-    q->rt = rt;
-    q->id = *id;
-    q->id.claims = json_incref(id->claims);
-    snprintf(q->iid, sizeof q->iid, "%s", iid);
-    memcpy(q->key, key, sizeof q->key);
+    pc_request *r = q->r;
     q->timer = evtimer_new(pc_request_base(r), on_timeout, q);
     if (q->timer == NULL || !send_query(q, token)) {
+        char iid[sizeof q->iid];
+        memcpy(iid, q->iid, sizeof iid);
         query_free(q);
         pc_gw_respond_problem(r, iid, 503, "introspection_failed",
                               "the authorization server could not be reached");
@@ -267,7 +310,62 @@ void pc_gw_introspect_then_proxy(pc_request *r, const pc_gw_route *rt, const pc_
         return;
     }
     pc_request_set_abort(r, on_abort, q);
-    uint32_t ms = gw->cfg->gw.introspection.timeout_ms;
+    uint32_t ms = q->rt->gw->cfg->gw.introspection.timeout_ms;
     struct timeval tv = {.tv_sec = (time_t)(ms / 1000u), .tv_usec = (suseconds_t)(ms % 1000u) * 1000};
     evtimer_add(q->timer, &tv);
+}
+
+static query *query_new(pc_request *r, const pc_gw_route *rt, const char *iid, const uint8_t key[32])
+{
+    query *q = calloc(1, sizeof *q);
+    if (q == NULL) {
+        pc_gw_respond_problem(r, iid, 503, "introspection_failed", "out of memory");
+        return NULL;
+    }
+    q->r = r;
+    q->rt = rt;
+    snprintf(q->iid, sizeof q->iid, "%s", iid);
+    memcpy(q->key, key, sizeof q->key);
+    return q;
+}
+
+void pc_gw_introspect_then_proxy(pc_request *r, const pc_gw_route *rt, const pc_gw_identity *id,
+                                 const char *iid)
+{
+    /* Keyed by the token's SHA-256, made once by the checks. */
+    if (!id->token_hashed) {
+        pc_gw_respond_problem(r, iid, 503, "introspection_failed", "could not hash the token");
+        return;
+    }
+    const answer *a = cached(rt->gw, id->token_sha256);
+    if (a != NULL) {
+        if (a->claims != NULL) pc_gw_exchange_start(r, rt, id, iid);
+        else refuse_inactive(r, rt, id, iid);
+        return;
+    }
+    query *q = query_new(r, rt, iid, id->token_sha256);
+    if (q == NULL) return;
+    q->confirm = true;
+    q->id = *id;
+    q->id.claims = json_incref(id->claims);
+    ask(q, id->token);
+}
+
+void pc_gw_introspect_claims(pc_request *r, const pc_gw_route *rt, const char *iid,
+                             const pc_gw_creds *c)
+{
+    if (!c->hashed) {
+        pc_gw_respond_problem(r, iid, 503, "introspection_failed", "could not hash the token");
+        return;
+    }
+    const answer *a = cached(rt->gw, c->token_sha256);
+    if (a != NULL) {
+        json_t *claims = json_incref(a->claims);
+        pc_gw_claims_then_proxy(r, rt, iid, c, claims, answer_why(rt->gw, claims, pc_gw_now()), false);
+        return;
+    }
+    query *q = query_new(r, rt, iid, c->token_sha256);
+    if (q == NULL) return;
+    q->creds = *c;
+    ask(q, c->token);
 }

@@ -131,6 +131,15 @@ static pc_result build_state(const pc_config *cfg, pc_gw *gw, pc_route_sink *sin
                            "%s:%d: route %s %s has auth: but there is no as: section or "
                            "gateway.remote_as to verify tokens with",
                            cfg->path ? cfg->path : "config", rc->line, rc->method, rc->path);
+        /* With a remote AS, `always` means asking its introspection
+         * endpoint; without one configured every request would fail. (The
+         * in-process AS is consulted on every request anyway.) */
+        if (rc->auth.introspect_always && gw->as == NULL && !cfg->gw.introspect)
+            return pc_fail(PC_ERR_USAGE,
+                           "%s:%d: route %s %s has auth.introspection: always but "
+                           "gateway.remote_as has no introspection endpoint",
+                           cfg->path ? cfg->path : "config", rc->auth.introspection_line,
+                           rc->method, rc->path);
         pc_result r = pc_route_sink_add(sink, rc->method, rc->path, pc_gw_handle, rt, "gateway");
         if (!pc_ok(r))
             return pc_fail(PC_ERR_USAGE, "%s:%d: %s", cfg->path ? cfg->path : "config", rc->line,

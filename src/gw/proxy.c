@@ -145,10 +145,14 @@ void pc_gw_handle(pc_request *r, void *data)
     char iid[PC_GW_MAX_INTERACTION_ID + 1];
     interaction_id(r, iid);
     if (refuse_token_params(r, iid)) return;
+    if (rt->rc->auth.enabled) {
+        /* The checks may wait for the AS's introspection answer; they end
+         * in the exchange or a refusal either way. */
+        pc_gw_authorize_then_proxy(r, rt, iid);
+        return;
+    }
     pc_gw_identity id;
     memset(&id, 0, sizeof id);
-    if (rt->rc->auth.enabled && !pc_gw_authorize(r, rt, &id, iid)) return;
-    if (!rt->rc->auth.enabled) (void)pc_gw_client_x5t(r, rt->gw, id.x5t);
-    if (pc_gw_guard(r, rt, &id, iid)) pc_gw_introspect_then_proxy(r, rt, &id, iid, id.token);
-    pc_gw_identity_clear(&id);
+    (void)pc_gw_client_x5t(r, rt->gw, id.x5t);
+    if (pc_gw_guard(r, rt, &id, iid)) pc_gw_exchange_start(r, rt, &id, iid);
 }

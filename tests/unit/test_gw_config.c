@@ -111,7 +111,7 @@ static void test_full(void **state)
         "    auth: {scopes: [accounts, read], binding: mtls}\n"
         "  - {method: POST, path: /pay, upstream: local, auth: {binding: dpop, audience: "
         "'https://other.example'}}\n"
-        "  - {method: GET, path: /open, upstream: local, auth: {}}\n");
+        "  - {method: GET, path: /open, upstream: local, auth: {introspection: always}}\n");
     const pc_upstream_config *u = &cfg->upstreams[0];
     assert_true(u->https);
     assert_string_equal(u->host, "accounts.internal");
@@ -145,6 +145,9 @@ static void test_full(void **state)
     assert_string_equal(cfg->gw_routes[1].auth.audience, "https://other.example");
     assert_true(cfg->gw_routes[2].auth.enabled);
     assert_int_equal(cfg->gw_routes[2].auth.binding, PC_GW_BIND_ANY);
+    assert_false(cfg->gw_routes[0].auth.introspect_always); /* auto by default */
+    assert_true(cfg->gw_routes[2].auth.introspect_always);
+    assert_int_equal(cfg->gw_routes[2].auth.introspection_line, 30);
     assert_int_equal(cfg->n_routes, 0);
     pc_config_free(cfg);
 }
@@ -214,6 +217,10 @@ static void test_route_errors(void **state)
                "routes:\n  - {method: GET, path: /a, upstream: demo, auth: {audience: x, "
                "binding: bearer}}\n",
                "t.yaml:10:74: routes[0].auth.binding:");
+    expect_err(MIN_SERVER DEMO_UPSTREAM
+               "routes:\n  - {method: GET, path: /a, upstream: demo, auth: {audience: x, "
+               "introspection: sometimes}}\n",
+               "t.yaml:10:80: routes[0].auth.introspection: expected one of auto, always");
     expect_err(MIN_SERVER DEMO_UPSTREAM
                "routes:\n  - {method: GET, path: /a, upstream: demo, auth: {audience: x, "
                "scopes: ['a b']}}\n",

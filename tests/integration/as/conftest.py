@@ -54,7 +54,8 @@ def node_client():
     node, npm = shutil.which("node"), shutil.which("npm")
     if not node or not npm:
         pytest.skip("node/npm not installed (apt-get install nodejs npm)")
-    if not (NODE_DIR / "node_modules" / "oauth4webapi" / "package.json").exists():
+    if not all((NODE_DIR / "node_modules" / n / "package.json").exists()
+               for n in ("oauth4webapi", "oidc-provider")):
         p = subprocess.run([npm, "install", "--no-audit", "--no-fund"], cwd=NODE_DIR,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            timeout=300)
