@@ -151,6 +151,12 @@ class OpaqueAS:
             f.close()
         return self.proc.returncode
 
+    def served(self, path):
+        """How many requests to path the AS has answered (its stdout)."""
+        text = self.stdout_path.read_text(errors="replace") if self.proc else ""
+        return sum(1 for l in text.splitlines() if l.startswith("served ") and
+                   l.split(" ")[2:3] == [path])
+
     def stderr_text(self):
         return self.stderr_path.read_text(errors="replace") if self.proc else ""
 

@@ -27,6 +27,9 @@ def start_remote_gateway(make_server, asrv, demo, **gw_extra):
     srv.config["routes"] = srv.config["routes"] + [
         {"method": "GET", "path": "/accounts/{id}", "upstream": "demo", "auth": auth},
     ]
+    if "introspection" in remote:
+        srv.config["routes"].append({"method": "GET", "path": "/echo/always", "upstream": "demo",
+                                     "auth": {**auth, "introspection": "always"}})
     srv.start()
     return srv
 
@@ -182,3 +185,62 @@ def test_introspection_fails_closed(pair_introspect, pki):
     r = call(g, pki, "/accounts/a", other)
     assert r.status == 503, r
     assert r.header("x-fapi-interaction-id")
+
+
+def introspections(asrv):
+    time.sleep(1.3)   # the access log is flushed once a second
+    return len([e for e in asrv.srv.events("access") if e.get("path") == "/introspect"])
+
+
+def test_always_route_takes_claims_from_introspection(pair_introspect, pki, keys):
+    """auth.introspection: always: every token's claims are the AS's
+    answer (cached 1 s), and the checks run on them as on a JWT's."""
+    a, g = pair_introspect
+    tok = a.access_token(a.token_mtls())
+    wait_ok(g, pki, tok)
+    before = introspections(a)
+    fresh = a.access_token(a.token_mtls())
+    r = call(g, pki, "/echo/always", fresh)
+    assert r.status == 200, r
+    assert seen(r)["x-portcullis-client-id"] == ["mtls-client"]
+    assert call(g, pki, "/echo/always", fresh).status == 200      # cached answer
+    assert call(g, pki, "/echo/always", fresh, cert="bob").status == 401   # cnf from the answer
+    assert introspections(a) - before in (1, 2)   # one question per worker at most
+    # a tampered JWT is not verified here on this route: the AS says inactive
+    h, p, sig = fresh.split(".")
+    bad = h + "." + p + "." + ("A" if sig[0] != "A" else "B") + sig[1:]
+    r = call(g, pki, "/echo/always", bad)
+    assert r.status == 401 and "not active" in challenge(r, "Bearer"), r
+    # DPoP-bound: ath and the proof key are checked against the answer's cnf.jkt
+    gw = Gateway.__new__(Gateway)
+    gw.srv, gw.keys, gw.pki, gw.sent_secrets = g, keys, g.pki, []
+    gw.base = f"https://localhost:{g.port}"
+    dtok = a.access_token(a.token_dpop())
+    assert gw.dpop_call("/echo/always", dtok).status == 200
+    r = gw.dpop_call("/echo/always", dtok, key=keys.dpop2)
+    assert r.status == 401 and 'error="invalid_token"' in challenge(r, "DPoP"), r
+
+
+def test_always_route_sees_revocation(pair_introspect, pki):
+    a, g = pair_introspect
+    tok = a.access_token(a.token_mtls())
+    wait_ok(g, pki, tok)
+    assert call(g, pki, "/echo/always", tok).status == 200
+    rv = a.post("/revoke", {"token": tok, "client_id": "mtls-client"}, client="alice")
+    assert rv.status == 200, rv
+    time.sleep(1.2)
+    r = call(g, pki, "/echo/always", tok)
+    assert r.status == 401, r
+    assert "not active" in challenge(r, "Bearer"), r
+
+
+def test_always_route_with_in_process_as(fresh_gw):
+    """With the AS in the same process every request already consults it
+    (revocation at once): `always` is accepted and changes nothing."""
+    g = fresh_gw(routes=[{"method": "GET", "path": "/echo/always", "upstream": "demo",
+                          "auth": {"scopes": ["accounts"], "introspection": "always"}}])
+    tok = g.mtls_token()
+    assert g.call("/echo/always", token=tok, cert="alice").status == 200
+    assert g.post("/revoke", {"token": tok, "client_id": "mtls-client"}, client="alice").status == 200
+    r = g.call("/echo/always", token=tok, cert="alice")
+    assert r.status == 401 and "revoked" in challenge(r, "Bearer"), r

@@ -179,6 +179,12 @@ const configuration = {
 };
 
 const provider = new Provider(cfg.issuer, configuration);
+// One stdout line per answered request ("served POST /token/introspection
+// 200"): the tests count how often the gateway asked (its cache).
+provider.use(async (ctx, next) => {
+  await next();
+  console.log(`served ${ctx.method} ${ctx.path} ${ctx.status}`);
+});
 const detail = (err) => `${err.message}${err.error_detail ? ` (${err.error_detail})` : ''}`;
 provider.on('server_error', (ctx, err) => console.error('server_error', err));
 for (const ev of ['grant.error', 'introspection.error', 'revocation.error']) {
