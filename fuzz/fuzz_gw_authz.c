@@ -3,7 +3,8 @@
  * query or form, scope coverage, header-hygiene predicates, and a DPoP
  * proof header as the gateway hands it to pc_dpop_verify (method, htu,
  * ath for a fixed token), the RFC 9440 Client-Cert header and trusted
- * proxy ranges. Invariants are asserted on every input.
+ * proxy ranges, and an RFC 7662 introspection answer as the gateway reads
+ * it. Invariants are asserted on every input.
  *
  * The first byte picks the target, the rest is the input. */
 #include "gw/authz.h"
@@ -30,6 +31,9 @@ static void authorization(pc_str v)
     if (s != PC_GW_SCHEME_BEARER && s != PC_GW_SCHEME_DPOP) abort();
     if (t.len == 0 || t.len > PC_GW_MAX_TOKEN) abort();
     if (t.ptr < v.ptr || t.ptr + t.len != v.ptr + v.len) abort(); /* a suffix of the value */
+    size_t dots = 0;
+    for (size_t i = 0; i < t.len; i++) dots += t.ptr[i] == '.';
+    if (pc_gw_token_is_jwt(t) != (dots == 2)) abort();
     for (size_t i = 0; i < t.len; i++)
         if (t.ptr[i] == ' ' || t.ptr[i] == '"' || t.ptr[i] == ',' || (unsigned char)t.ptr[i] < 0x21)
             abort();
@@ -57,6 +61,15 @@ static void params_and_scope(pc_str v)
     pc_gw_challenge_text(buf, out, sizeof out);
     for (const char *p = out; *p; p++)
         if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) abort();
+    /* The introspection answer, parsed as introspect.c does. */
+    json_t *answer = json_loadb(v.ptr, v.len, JSON_REJECT_DUPLICATES, NULL);
+    if (json_is_object(answer)) {
+        const char *why = pc_gw_introspection_refusal(answer, "https://as.example", 1700000000);
+        const json_t *exp = json_object_get(answer, "exp");
+        if (why == NULL && exp != NULL && (!json_is_integer(exp) || json_integer_value(exp) <= 1700000000))
+            abort();
+    }
+    json_decref(answer);
 }
 
 static void dpop(pc_str v)

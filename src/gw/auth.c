@@ -194,17 +194,6 @@ static bool check_scope(pc_request *r, const pc_gw_route *rt, const char *iid, c
     return pc_gw_refuse(r, rt, &f, iid, id->jti);
 }
 
-/* JWS compact serialization: three parts. Anything else is opaque to us
- * and only its AS can say what it means (RFC 7662). */
-static bool jwt_shaped(pc_str t)
-{
-    const char *dot1 = memchr(t.ptr, '.', t.len);
-    if (dot1 == NULL) return false;
-    size_t rest = t.len - (size_t)(dot1 + 1 - t.ptr);
-    const char *dot2 = memchr(dot1 + 1, '.', rest);
-    return dot2 != NULL && memchr(dot2 + 1, '.', t.len - (size_t)(dot2 + 1 - t.ptr)) == NULL;
-}
-
 void pc_gw_claims_then_proxy(pc_request *r, const pc_gw_route *rt, const char *iid,
                              const pc_gw_creds *c, json_t *claims, const char *why, bool confirm)
 {
@@ -235,7 +224,7 @@ void pc_gw_authorize_then_proxy(pc_request *r, const pc_gw_route *rt, const char
     /* A remote AS with introspection: an opaque token, or any token on an
      * `introspection: always` route, is what the AS's answer says. */
     bool remote_introspection = gw->as == NULL && gw->cfg->gw.introspect;
-    if (remote_introspection && (rt->rc->auth.introspect_always || !jwt_shaped(c.token))) {
+    if (remote_introspection && (rt->rc->auth.introspect_always || !pc_gw_token_is_jwt(c.token))) {
         pc_gw_introspect_claims(r, rt, iid, &c);
         return;
     }

@@ -3,6 +3,7 @@
 #include "gw/authz.h"
 
 #include <string.h>
+#include <strings.h>
 
 /* RFC 7235 token68 characters (without the trailing '='), as a table: the
  * token is ~800 bytes on every request, and a table lookup per byte costs a
@@ -113,4 +114,32 @@ void pc_gw_challenge_text(const char *s, char *out, size_t cap)
         if (c >= 0x20 && c <= 0x7e && c != '"' && c != '\\') out[o++] = (char)c;
     }
     out[o] = '\0';
+}
+
+bool pc_gw_token_is_jwt(pc_str t)
+{
+    if (t.ptr == NULL) return false;
+    size_t dots = 0;
+    const char *p = t.ptr, *end = t.ptr + t.len;
+    while (p < end && (p = memchr(p, '.', (size_t)(end - p))) != NULL) {
+        dots++;
+        p++;
+    }
+    return dots == 2;
+}
+
+const char *pc_gw_introspection_refusal(const json_t *answer, const char *issuer, int64_t now)
+{
+    if (answer == NULL) return "the access token is not active";
+    const json_t *iss = json_object_get(answer, "iss");
+    if (iss != NULL && (!json_is_string(iss) || strcmp(json_string_value(iss), issuer) != 0))
+        return "the access token is not valid";
+    const json_t *type = json_object_get(answer, "token_type");
+    if (type != NULL && (!json_is_string(type) || (strcasecmp(json_string_value(type), "Bearer") != 0 &&
+                                                   strcasecmp(json_string_value(type), "DPoP") != 0)))
+        return "the access token is not valid";
+    const json_t *exp = json_object_get(answer, "exp");
+    if (exp != NULL && !json_is_integer(exp)) return "the access token is not valid";
+    if (exp != NULL && json_integer_value(exp) <= now) return "the access token has expired";
+    return NULL;
 }

@@ -13,8 +13,10 @@
 #include "core/result.h"
 #include "core/str.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Longest access token we look at; the AS refuses longer ones too. */
 #define PC_GW_MAX_TOKEN 8192
@@ -39,6 +41,18 @@ bool pc_gw_has_access_token_param(pc_str query_or_form);
 /* Is every one of required[0..n) a token of the space-separated scope?
  * On false, *missing is the first one absent. */
 bool pc_gw_scope_covers(pc_str scope, char *const *required, size_t n, const char **missing);
+
+/* Is the token a JWS compact serialization (exactly two dots)? Anything
+ * else is opaque: only its AS can say what it is (RFC 7662). */
+bool pc_gw_token_is_jwt(pc_str token);
+
+/* Why an RFC 7662 answer of the AS `issuer` does not admit its token as an
+ * access token at `now` (unix seconds), or NULL. answer NULL: inactive. An
+ * active answer is refused when its iss, if present, is not issuer; its
+ * token_type, if present, neither Bearer nor DPoP (case-insensitive: a
+ * refresh token is not one); its exp, if present, not an integer or
+ * passed (a cached answer must not outlive the token). */
+const char *pc_gw_introspection_refusal(const json_t *answer, const char *issuer, int64_t now);
 
 /* Copy s into out (cap bytes) keeping only characters allowed inside an
  * RFC 6750 §3 quoted error_description (%x20-21 / %x23-5B / %x5D-7E). */

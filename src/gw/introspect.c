@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 /* Cached answers per worker: introspection answers live seconds, so a
@@ -108,26 +107,6 @@ static void remember(const pc_gw *gw, const uint8_t key[32], const json_t *claim
     a->claims = json_incref((json_t *)claims);
 }
 
-/* Why the AS's answer does not admit the token, or NULL. An active answer
- * is still checked: it must be the configured AS's (iss, when given), an
- * access token (token_type, when given: a refresh token is not one) and
- * unexpired (an answer may be reused for up to introspection.cache). */
-static const char *answer_why(const pc_gw *gw, const json_t *claims, int64_t now)
-{
-    if (claims == NULL) return "the access token is not active";
-    const json_t *iss = json_object_get(claims, "iss");
-    if (iss != NULL && (!json_is_string(iss) || strcmp(json_string_value(iss), gw->cfg->gw.remote_issuer) != 0))
-        return "the access token is not valid";
-    const json_t *type = json_object_get(claims, "token_type");
-    if (type != NULL && (!json_is_string(type) || (strcasecmp(json_string_value(type), "Bearer") != 0 &&
-                                                   strcasecmp(json_string_value(type), "DPoP") != 0)))
-        return "the access token is not valid";
-    const json_t *exp = json_object_get(claims, "exp");
-    if (exp != NULL && !json_is_integer(exp)) return "the access token is not valid";
-    if (exp != NULL && json_integer_value(exp) <= now) return "the access token has expired";
-    return NULL;
-}
-
 typedef struct query {
     pc_request *r;
     const pc_gw_route *rt;
@@ -184,7 +163,7 @@ static void conclude(query *q, int outcome, json_t *claims)
         refuse_unconfirmed(r, iid);
         json_decref(claims);
     } else if (!confirm) {
-        pc_gw_claims_then_proxy(r, rt, iid, &creds, claims, answer_why(rt->gw, claims, pc_gw_now()),
+        pc_gw_claims_then_proxy(r, rt, iid, &creds, claims, pc_gw_introspection_refusal(claims, rt->gw->cfg->gw.remote_issuer, pc_gw_now()),
                                 false);
     } else {
         json_decref(claims);
@@ -361,7 +340,7 @@ void pc_gw_introspect_claims(pc_request *r, const pc_gw_route *rt, const char *i
     const answer *a = cached(rt->gw, c->token_sha256);
     if (a != NULL) {
         json_t *claims = json_incref(a->claims);
-        pc_gw_claims_then_proxy(r, rt, iid, c, claims, answer_why(rt->gw, claims, pc_gw_now()), false);
+        pc_gw_claims_then_proxy(r, rt, iid, c, claims, pc_gw_introspection_refusal(claims, rt->gw->cfg->gw.remote_issuer, pc_gw_now()), false);
         return;
     }
     query *q = query_new(r, rt, iid, c->token_sha256);

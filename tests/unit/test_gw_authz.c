@@ -129,6 +129,56 @@ static void test_challenge_text(void **state)
     assert_string_equal(out, "");
 }
 
+static void test_token_is_jwt(void **state)
+{
+    (void)state;
+    assert_true(pc_gw_token_is_jwt(PC_STR("a.b.c")));
+    assert_true(pc_gw_token_is_jwt(PC_STR("..")));
+    assert_false(pc_gw_token_is_jwt(PC_STR("abc")));
+    assert_false(pc_gw_token_is_jwt(PC_STR("a.b")));
+    assert_false(pc_gw_token_is_jwt(PC_STR("a.b.c.d")));      /* JWE compact is opaque to us */
+    assert_false(pc_gw_token_is_jwt(PC_STR("a.b.c.d.e")));
+    assert_false(pc_gw_token_is_jwt(PC_STR("")));
+    assert_false(pc_gw_token_is_jwt(PC_STR_NULL));
+    /* only the first len bytes count */
+    assert_true(pc_gw_token_is_jwt((pc_str){"a.b.c.d", 5}));
+}
+
+static void test_introspection_refusal(void **state)
+{
+    (void)state;
+    const char *iss = "https://as.example";
+    const int64_t now = 1000;
+    struct {
+        const char *answer; /* NULL: inactive */
+        const char *why;    /* NULL: admitted; else a part of the refusal */
+    } cases[] = {
+        {NULL, "not active"},
+        {"{\"active\":true}", NULL},
+        {"{\"active\":true,\"iss\":\"https://as.example\",\"exp\":1001,\"token_type\":\"Bearer\"}", NULL},
+        {"{\"active\":true,\"token_type\":\"dpop\"}", NULL},
+        {"{\"active\":true,\"iss\":\"https://as.example/\"}", "not valid"},
+        {"{\"active\":true,\"iss\":7}", "not valid"},
+        {"{\"active\":true,\"token_type\":\"refresh_token\"}", "not valid"},
+        {"{\"active\":true,\"token_type\":null}", "not valid"},
+        {"{\"active\":true,\"exp\":1000}", "expired"},
+        {"{\"active\":true,\"exp\":\"2000\"}", "not valid"},
+        {"{\"active\":true,\"exp\":1000.5}", "not valid"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *a = cases[i].answer ? json_loads(cases[i].answer, 0, NULL) : NULL;
+        if (cases[i].answer) assert_non_null(a);
+        const char *why = pc_gw_introspection_refusal(a, iss, now);
+        if (cases[i].why == NULL) {
+            if (why != NULL) fail_msg("case %zu: refused: %s", i, why);
+        } else {
+            if (why == NULL || strstr(why, cases[i].why) == NULL)
+                fail_msg("case %zu: expected \"%s\", got %s", i, cases[i].why, why ? why : "NULL");
+        }
+        json_decref(a);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -138,6 +188,8 @@ int main(void)
         cmocka_unit_test(test_access_token_param),
         cmocka_unit_test(test_scope),
         cmocka_unit_test(test_challenge_text),
+        cmocka_unit_test(test_token_is_jwt),
+        cmocka_unit_test(test_introspection_refusal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
