@@ -14,7 +14,11 @@
 # mode (one worker process per core) and oidc-provider as one process.
 # Then the crypto floor: the CPU time of the signatures and verifications a
 # token needs, from `openssl speed ecdsap256` on this machine, and how close
-# portcullis comes to it.
+# portcullis comes to it. Beside it, in each rep, the transport: what one
+# keep-alive TLS request of the token request's shape (the same form body and
+# client certificate, an answer of a token response's size) costs
+# portcullis' server with no work at all (a static route), so that the
+# reader sees how much of the distance to the floor is the request itself.
 #
 # Client assertions and DPoP proofs are single use, so the requests of every
 # run are generated right before it (bench/as/gen_requests.py), one line per
@@ -41,6 +45,7 @@
 #                 (8000, 2500)
 #   DPOP_CERT     1: present the client certificate in the dpop case too (0)
 #   FLOOR_SECONDS seconds per openssl speed measurement (2)
+#   TRANSPORT     0: skip the transport measurement (1)
 #   PORTCULLIS_BIN, LOADGEN, NODE, OUT_JSON, KEEP_TMP (keep the temp dir)
 set -euo pipefail
 
@@ -63,6 +68,7 @@ PC_RATE=${PC_RATE:-8000}
 OP_RATE=${OP_RATE:-2500}
 DPOP_CERT=${DPOP_CERT:-0}
 FLOOR_SECONDS=${FLOOR_SECONDS:-2}
+TRANSPORT=${TRANSPORT:-1}
 OUT_JSON=${OUT_JSON:-$HERE/out/results.json}
 PY=/usr/bin/python3
 [[ -x $PY ]] || PY=python3
@@ -169,6 +175,8 @@ wait_ready() { # name pid port log
 }
 
 # ---- portcullis -------------------------------------------------------------------------
+# 760 bytes: about what an ES256 token response with cnf.x5t#S256 weighs.
+TRANSPORT_BODY=$("$PY" -c 'import json; print(json.dumps({"access_token": "x" * 700, "token_type": "Bearer", "expires_in": 300}))')
 if ((HAVE_PC)); then
     PC=$T/portcullis
     mkdir -p "$PC/state"
@@ -183,6 +191,9 @@ server:
     client_ca: $PKI/ca.pem
     client_cert: optional
 log: {level: warn, access: true, file: $PC/portcullis.log}
+routes:
+  # the transport measurement: no work, an answer of a token response's size
+  - {method: POST, path: /bench/transport, static: {body: '$TRANSPORT_BODY'}}
 as:
   issuer: https://localhost:$PC_PORT
   signing_alg: ES256
@@ -248,7 +259,7 @@ make_requests() { # server case count name
         --bodies "$T/req/$name.body" --headers "$T/req/$name.hdr")
     LGARGS=(--headers-file "$T/req/$name.hdr")
     case $kase in
-    mtls)
+    mtls | transport)
         # nothing single use: one body for every request
         printf 'grant_type=client_credentials&scope=accounts&client_id=bench-mtls' >"$T/req/$name.body"
         printf 'Content-Type: application/x-www-form-urlencoded\n' >"$T/req/$name.hdr"
@@ -316,6 +327,7 @@ for s in $SERVERS; do
         case $s in portcullis) RATE[$s,$c]=$PC_RATE ;; oidc-single) RATE[$s,$c]=$((OP_RATE / 2)) ;; *) RATE[$s,$c]=$OP_RATE ;; esac
     done
 done
+RATE[portcullis,transport]=$PC_RATE
 
 run_one() { # server case rep
     local server=$1 kase=$2 rep=$3 try json rc c0 c1 b0 t0 b1 t1 count log pid=${PID[$1]}
@@ -327,7 +339,9 @@ run_one() { # server case rep
         rc=0
         c0=$(cpu_ticks "$pid")
         read -r b0 t0 < <(sys_ticks)
-        json=$("$LOADGEN" --url "https://localhost:${PORT[$server]}/token" --connect-to 127.0.0.1 \
+        local path=/token
+        [[ $kase == transport ]] && path=/bench/transport
+        json=$("$LOADGEN" --url "https://localhost:${PORT[$server]}$path" --connect-to 127.0.0.1 \
             --cacert "$PKI/ca.pem" --method POST "${LGARGS[@]}" --connections "$CONNS" \
             --threads "$THREADS" --duration "$DURATION" --warmup "$WARMUP" --json 2>"$log") || rc=$?
         read -r b1 t1 < <(sys_ticks)
@@ -363,6 +377,7 @@ for rep in $(seq "$REPS"); do
         ((rep % 2)) || order=$(tr ' ' '\n' <<<"$SERVERS" | tac | tr '\n' ' ')
         for server in $order; do run_one "$server" "$kase" "$rep"; done
     done
+    if ((HAVE_PC && TRANSPORT)); then run_one portcullis transport "$rep"; fi
     say "openssl speed -seconds $FLOOR_SECONDS ecdsap256 (after-rep-$rep)"
     measure_floor "after-rep-$rep"
 done
