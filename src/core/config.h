@@ -221,6 +221,7 @@ typedef struct pc_gw_config {
     pc_upstream_config introspection; /* url, ca, cert, key; name "introspection" */
     char *introspection_client_id;
     uint32_t introspection_cache_ms;  /* how long an answer is reused, default 5s */
+    uint32_t introspection_max_in_flight; /* questions awaiting an answer, per worker, default 64 */
 } pc_gw_config;
 
 typedef enum pc_as_profile {

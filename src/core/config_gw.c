@@ -41,6 +41,10 @@
  * reaches the gateway within it (DuendeArchive/IdentityServer4#1190: the
  * cache TTL is the revocation delay, so keep it short). */
 #define DEFAULT_INTROSPECTION_CACHE_MS 5000u
+/* Questions a worker may have waiting at the AS: a flood of made-up opaque
+ * tokens (each one a question: no answer to reuse) must not become a flood
+ * at the AS. Past it: 503, as when the AS is unreachable. */
+#define DEFAULT_INTROSPECTION_MAX_IN_FLIGHT 64u
 
 void pc_cfg_gw_defaults(pc_config *cfg)
 {
@@ -50,6 +54,7 @@ void pc_cfg_gw_defaults(pc_config *cfg)
     cfg->gw.remote_refresh_ms = DEFAULT_JWKS_REFRESH_MS;
     cfg->gw.remote_min_refetch_ms = DEFAULT_JWKS_MIN_REFETCH_MS;
     cfg->gw.introspection_cache_ms = DEFAULT_INTROSPECTION_CACHE_MS;
+    cfg->gw.introspection_max_in_flight = DEFAULT_INTROSPECTION_MAX_IN_FLIGHT;
 }
 
 static void free_list(char **l, size_t n)

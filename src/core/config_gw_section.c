@@ -27,10 +27,10 @@ static const char *const ra_keys[N_RA] = {
     [RA_MIN_REFETCH] = "min_refetch", [RA_TIMEOUT] = "timeout",
     [RA_INTROSPECTION] = "introspection",
 };
-enum { IN_URL, IN_CLIENT_ID, IN_CERT, IN_KEY, IN_CACHE, N_IN };
+enum { IN_URL, IN_CLIENT_ID, IN_CERT, IN_KEY, IN_CACHE, IN_MAX_IN_FLIGHT, N_IN };
 static const char *const in_keys[N_IN] = {
     [IN_URL] = "url", [IN_CLIENT_ID] = "client_id", [IN_CERT] = "cert", [IN_KEY] = "key",
-    [IN_CACHE] = "cache",
+    [IN_CACHE] = "cache", [IN_MAX_IN_FLIGHT] = "max_in_flight",
 };
 enum { GD_LIFETIME, GD_SKEW, GD_NONCE, GD_NONCE_SECRET, N_GD };
 static const char *const gd_keys[N_GD] = {
@@ -165,6 +165,10 @@ static pc_result parse_introspection(pc_cfg_doc *d, const yaml_node_t *n, const 
     if (v[IN_CACHE] != NULL) {
         pc_cfg_path(sub, sizeof sub, path, in_keys[IN_CACHE]);
         PC_GUARD(pc_cfg_duration(d, v[IN_CACHE], sub, 0, 3600000, &gw->introspection_cache_ms));
+    }
+    if (v[IN_MAX_IN_FLIGHT] != NULL) {
+        pc_cfg_path(sub, sizeof sub, path, in_keys[IN_MAX_IN_FLIGHT]);
+        PC_GUARD(pc_cfg_uint(d, v[IN_MAX_IN_FLIGHT], sub, 1, 100000, &gw->introspection_max_in_flight));
     }
     return PC_OK;
 }

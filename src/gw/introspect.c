@@ -107,6 +107,10 @@ static void remember(const pc_gw *gw, const uint8_t key[32], const json_t *claim
     a->claims = json_incref((json_t *)claims);
 }
 
+/* Questions this worker has sent and not yet seen end
+ * (gateway.remote_as.introspection.max_in_flight). */
+static _Thread_local uint32_t in_flight;
+
 typedef struct query {
     pc_request *r;
     const pc_gw_route *rt;
@@ -118,11 +122,13 @@ typedef struct query {
     struct evhttp_request *ureq;
     struct event *timer;
     bool in_make, answered_in_make;
+    bool counted;                  /* counted in in_flight */
     char iid[PC_GW_MAX_INTERACTION_ID + 1];
 } query;
 
 static void query_free(query *q)
 {
+    if (q->counted) in_flight--;
     if (q->timer) event_free(q->timer);
     json_decref(q->id.claims);
     free(q);
@@ -275,6 +281,23 @@ static bool send_query(query *q, pc_str token)
 static void ask(query *q, pc_str token)
 {
     pc_request *r = q->r;
+    if (in_flight >= q->rt->gw->cfg->gw.introspection_max_in_flight) {
+        char iid[sizeof q->iid];
+        memcpy(iid, q->iid, sizeof iid);
+        query_free(q);
+        pc_logline l;
+        if (pc_log_begin(&l, PC_LOG_WARN, "introspection_busy")) {
+            pc_log_cstr(&l, "req", pc_request_id(r));
+            pc_log_uint(&l, "in_flight", in_flight);
+            pc_log_end(&l);
+        }
+        pc_response_header(r, "Retry-After", PC_STR("1"));
+        pc_gw_respond_problem(r, iid, 503, "introspection_busy",
+                              "too many tokens awaiting the authorization server's answer; retry");
+        return;
+    }
+    in_flight++;
+    q->counted = true;
     q->timer = evtimer_new(pc_request_base(r), on_timeout, q);
     if (q->timer == NULL || !send_query(q, token)) {
         char iid[sizeof q->iid];

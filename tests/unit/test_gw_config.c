@@ -291,7 +291,12 @@ static void test_remote_as(void **state)
     assert_string_equal(cfg->gw.introspection.cert_file, "gw.pem");
     assert_string_equal(cfg->gw.introspection_client_id, "gw-1");
     assert_int_equal(cfg->gw.introspection_cache_ms, 5000);
+    assert_int_equal(cfg->gw.introspection_max_in_flight, 64); /* the default */
     pc_config_free(cfg);
+    expect_err(MIN_SERVER "gateway:\n  remote_as: {issuer: 'https://a', jwks_url: 'https://a/j', "
+               "ca: c, introspection: {url: 'https://a/i', client_id: x, cert: c, key: k, "
+               "max_in_flight: 0}}\n",
+               "t.yaml:7:");
     expect_err(MIN_SERVER "gateway:\n  remote_as: {issuer: 'https://a', jwks_url: 'https://a/j', "
                "ca: c, introspection: {url: 'http://127.0.0.1/i', client_id: x, cert: c, key: k}}\n",
                "t.yaml:7:");

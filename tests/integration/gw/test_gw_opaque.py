@@ -9,6 +9,8 @@ ath is the hash of the opaque token), aud, scope. Answers are reused for
 introspection.cache; a revocation at the AS reaches the gateway within it;
 the AS unreachable means 503, never a pass."""
 
+import socket
+import threading
 import time
 
 import pytest
@@ -216,3 +218,54 @@ def test_always_route_needs_an_introspection_endpoint(make_server, oas, demo, pk
     assert "auth.introspection: always but gateway.remote_as has no introspection endpoint" \
         in r.stderr, r.stderr
     assert f"{srv.config_path}:" in r.stderr, r.stderr
+
+
+def test_questions_in_flight_are_bounded(make_server, oas, demo, pki, keys):
+    """A flood of made-up opaque tokens is a flood of questions (no answer
+    can be reused): past max_in_flight per worker the gateway answers 503
+    at once instead of queueing more at a slow AS."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)   # accepts, never answers (not even the TLS handshake)
+    try:
+        srv = make_server(start=False, name="gateway")
+        bob_pem, bob_key = pki.cert("bob")
+        port = silent.getsockname()[1]
+        srv.config = H.deep_merge(srv.config, {
+            "server": {"workers": 1},
+            "upstreams": {"demo": {"url": f"http://127.0.0.1:{demo.port}"}},
+            "gateway": {"external_url": f"https://localhost:{srv.port}", "remote_as": {
+                "issuer": oas.issuer, "jwks_url": oas.discovery()["jwks_uri"], "ca": str(pki.ca),
+                "timeout": "3s",
+                "introspection": {"url": f"https://localhost:{port}/introspect",
+                                  "client_id": "gateway", "cert": str(bob_pem),
+                                  "key": str(bob_key), "max_in_flight": 2}}},
+        })
+        srv.config["routes"] = srv.config["routes"] + [
+            {"method": "GET", "path": "/accounts/{id}", "upstream": "demo",
+             "auth": {"audience": RESOURCE}}]
+        srv.start()
+        g = client_of(srv, keys, pki)
+        results = {}
+
+        def ask(i):
+            results[i] = g.call(f"/accounts/q{i}", token=f"made-up-opaque-token-{i:04d}",
+                                cert="alice", timeout=10.0)
+
+        waiting = [threading.Thread(target=ask, args=(i,)) for i in range(2)]
+        for t in waiting:
+            t.start()
+        time.sleep(0.5)   # both questions are out, awaiting the silent AS
+        t0 = time.monotonic()
+        r = g.call("/accounts/q9", token="made-up-opaque-token-9999", cert="alice")
+        assert r.status == 503, r
+        assert time.monotonic() - t0 < 1.0, "refused at once, not queued"
+        assert r.header("Retry-After") == "1", r
+        assert "awaiting" in r.json()["detail"], r.body
+        srv.wait_log("introspection_busy")
+        for t in waiting:
+            t.join(15)
+        # the two that waited fail closed when the AS's time is up
+        assert [results[i].status for i in range(2)] == [503, 503], results
+    finally:
+        silent.close()
