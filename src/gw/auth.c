@@ -8,10 +8,16 @@
  *            cnf.jkt = a fresh DPoP proof's key       (RFC 9449 §7)
  *   scope ⊇ the route's scopes                         (§5.3.4-4)
  *
+ * The claims come from the token itself (a JWT: the in-process AS, or a
+ * remote AS's keys) or, for an opaque token or an `introspection: always`
+ * route with a remote AS, from the AS's RFC 7662 answer (introspect.c,
+ * which continues here in pc_gw_claims_then_proxy once it has the answer);
+ * the checks after that are the same.
+ *
  * Refusals are 401 with WWW-Authenticate (RFC 6750 §3, RFC 9449 §7.1) or
  * 403 insufficient_scope naming the scope; they never carry upstream
- * content (the upstream is not called). Logs carry the token's jti or a
- * hash prefix, never the token. Binding is in binding.c, the refusals in
+ * content (the upstream is not called). Logs carry the token's jti when
+ * it has one (an opaque token's answer may not), never the token. Binding is in binding.c, the refusals in
  * challenge.c. */
 #include "as/as.h"
 #include "gw/internal.h"
@@ -67,10 +73,6 @@ static bool read_credentials(pc_request *r, const pc_gw_route *rt, const char *i
     return true;
 }
 
-/* The AS's verdict on the token, from this worker's cache when the token
- * was verified before. A hit skips only the signature work: revocation is
- * asked of the AS on every request, so it takes effect at once
- * (FAPI 2.0 §5.3.4-3, FAPI-NOTES pain point 13). */
 /* A token of the remote AS (gateway.remote_as), checked as RFC 9068 §4
  * says: the key named by kid in the AS's JWKS (an unknown kid asks for a
  * refetch, rate limited), an allowed alg that fits the key, typ at+jwt,
@@ -112,6 +114,10 @@ static void cache_put(const pc_gw *gw, const pc_gw_creds *c, json_t *claims)
                                claims);
 }
 
+/* The AS's verdict on the token, from this worker's cache when the token
+ * was verified before. A hit skips only the signature work: revocation is
+ * asked of the AS on every request, so it takes effect at once
+ * (FAPI 2.0 §5.3.4-3, FAPI-NOTES pain point 13). */
 static pc_as_token_state lookup_token(const pc_gw *gw, const pc_gw_creds *c, int64_t now,
                                       json_t **claims)
 {
