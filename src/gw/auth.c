@@ -76,8 +76,19 @@ static bool read_credentials(pc_request *r, const pc_gw_route *rt, const char *i
 /* A token of the remote AS (gateway.remote_as), checked as RFC 9068 §4
  * says: the key named by kid in the AS's JWKS (an unknown kid asks for a
  * refetch, rate limited), an allowed alg that fits the key, typ at+jwt,
- * iss, exp. Revocation of a remote token is not visible here. */
-static pc_as_token_state remote_verify(const pc_gw *gw, pc_str token, int64_t now, json_t **claims)
+ * iss, exp. Revocation of a remote token is not visible here.
+ *
+ * *keys_coming (when wait is given): the kid is unknown, the token is
+ * otherwise one of the AS's (typ, iss), and a fetch of the keys is
+ * running; the caller may wait for it to end (fetches_ended passes
+ * *wait->ended_before) and look again. */
+typedef struct key_wait {
+    bool keys_coming;
+    uint64_t ended_before;
+} key_wait;
+
+static pc_as_token_state remote_verify(const pc_gw *gw, pc_str token, int64_t now, json_t **claims,
+                                       key_wait *wait)
 {
     *claims = NULL;
     pc_jws jws;
@@ -87,7 +98,15 @@ static pc_as_token_state remote_verify(const pc_gw *gw, pc_str token, int64_t no
     pc_as_token_state st = PC_TOKEN_INVALID;
     const json_t *iss = json_object_get(jws.payload, "iss");
     const json_t *exp = json_object_get(jws.payload, "exp");
-    if (k == NULL && jws.kid != NULL) pc_gw_jwks_want_refresh(gw->sh->jwks);
+    if (k == NULL && jws.kid != NULL) {
+        uint64_t ended_before = 0;
+        bool running = pc_gw_jwks_want_refresh(gw->sh->jwks, &ended_before);
+        if (wait != NULL && running && jws.typ && strcmp(jws.typ, "at+jwt") == 0 &&
+            json_is_string(iss) && strcmp(json_string_value(iss), pc_gw_jwks_issuer(gw->sh->jwks)) == 0) {
+            wait->keys_coming = true;
+            wait->ended_before = ended_before;
+        }
+    }
     if (k && (k->alg[0] == '\0' || strcmp(k->alg, pc_jws_alg_name(jws.alg)) == 0) &&
         jws.typ && strcmp(jws.typ, "at+jwt") == 0 && pc_ok(pc_jws_verify(&jws, k->pkey, PC_ALGS_FAPI)) &&
         json_is_string(iss) && strcmp(json_string_value(iss), pc_gw_jwks_issuer(gw->sh->jwks)) == 0 &&
@@ -119,12 +138,12 @@ static void cache_put(const pc_gw *gw, const pc_gw_creds *c, json_t *claims)
  * asked of the AS on every request, so it takes effect at once
  * (FAPI 2.0 §5.3.4-3, FAPI-NOTES pain point 13). */
 static pc_as_token_state lookup_token(const pc_gw *gw, const pc_gw_creds *c, int64_t now,
-                                      json_t **claims)
+                                      json_t **claims, key_wait *wait)
 {
     pc_str token = c->token;
     if (gw->as == NULL) {
         if (cache_get(gw, c, now, claims)) return PC_TOKEN_ACTIVE;
-        pc_as_token_state st = remote_verify(gw, token, now, claims);
+        pc_as_token_state st = remote_verify(gw, token, now, claims, wait);
         if (st == PC_TOKEN_ACTIVE) cache_put(gw, c, *claims);
         return st;
     }
@@ -221,6 +240,27 @@ void pc_gw_claims_then_proxy(pc_request *r, const pc_gw_route *rt, const char *i
     pc_gw_identity_clear(&id);
 }
 
+/* A JWT, verified here. may_wait: a token whose kid the remote AS's keys
+ * lack while a fetch of them runs (key rotation) waits for the fetch
+ * (keywait.c) instead of being refused, then comes back through
+ * pc_gw_keys_fetched, which does not wait again. */
+static void verify_then_proxy(pc_request *r, const pc_gw_route *rt, const char *iid,
+                              const pc_gw_creds *c, bool may_wait)
+{
+    const pc_gw *gw = rt->gw;
+    json_t *claims = NULL;
+    key_wait wait = {false, 0};
+    pc_as_token_state st = lookup_token(gw, c, pc_gw_now(), &claims, may_wait ? &wait : NULL);
+    if (wait.keys_coming && pc_gw_wait_for_keys(r, rt, iid, c, wait.ended_before)) {
+        json_decref(claims);
+        return;
+    }
+    /* A JWT of a remote AS verified here still has to be confirmed active
+     * there (revocation, FAPI 2.0 §5.3.4-3) when introspection is set. */
+    bool confirm = gw->as == NULL && gw->cfg->gw.introspect;
+    pc_gw_claims_then_proxy(r, rt, iid, c, claims, token_state_why(st), confirm);
+}
+
 void pc_gw_authorize_then_proxy(pc_request *r, const pc_gw_route *rt, const char *iid)
 {
     pc_gw_creds c = {PC_GW_SCHEME_NONE, PC_STR_NULL, false, {0}};
@@ -234,11 +274,12 @@ void pc_gw_authorize_then_proxy(pc_request *r, const pc_gw_route *rt, const char
         pc_gw_introspect_claims(r, rt, iid, &c);
         return;
     }
-    json_t *claims = NULL;
-    pc_as_token_state st = lookup_token(gw, &c, pc_gw_now(), &claims);
-    /* A JWT of a remote AS verified here still has to be confirmed active
-     * there (revocation, FAPI 2.0 §5.3.4-3) when introspection is set. */
-    pc_gw_claims_then_proxy(r, rt, iid, &c, claims, token_state_why(st), remote_introspection);
+    verify_then_proxy(r, rt, iid, &c, true);
+}
+
+void pc_gw_keys_fetched(pc_request *r, const pc_gw_route *rt, const char *iid, const pc_gw_creds *c)
+{
+    verify_then_proxy(r, rt, iid, c, false);
 }
 
 void pc_gw_identity_clear(pc_gw_identity *id)

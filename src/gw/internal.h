@@ -141,6 +141,18 @@ void pc_gw_authorize_then_proxy(pc_request *r, const pc_gw_route *rt, const char
 void pc_gw_claims_then_proxy(pc_request *r, const pc_gw_route *rt, const char *iid,
                              const pc_gw_creds *c, json_t *claims, const char *why, bool confirm);
 void pc_gw_identity_clear(pc_gw_identity *id);
+/* The remote AS's keys were fetched while r waited (keywait.c): verify its
+ * JWT again, without waiting a second time, and go on. */
+void pc_gw_keys_fetched(pc_request *r, const pc_gw_route *rt, const char *iid, const pc_gw_creds *c);
+
+/* ---- keywait.c -------------------------------------------------------------- */
+
+/* Park r until the running fetch of the remote AS's keys ends (the count
+ * of ended fetches passes ended_before) or its timeout, then call
+ * pc_gw_keys_fetched. false: not parked (too many waiting on this worker,
+ * no memory); the caller goes on without the new keys. */
+PC_MUST_USE bool pc_gw_wait_for_keys(pc_request *r, const pc_gw_route *rt, const char *iid,
+                                     const pc_gw_creds *c, uint64_t ended_before);
 /* Is addr (the connection's peer) inside a trusted proxy range? */
 bool pc_gw_trusted_peer(const pc_gw *gw, const struct sockaddr *addr);
 /* The thumbprint of the client certificate: the TLS connection's, or the

@@ -24,10 +24,11 @@ struct pc_gw_jwks {
     pc_upstream_config up;       /* owned copies of the strings */
     char *issuer;
     uint32_t refresh_ms, min_refetch_ms;
-    pthread_mutex_t mu;          /* guards current, last_fetch_ms, in_flight */
+    pthread_mutex_t mu;          /* guards current, last_fetch_ms, in_flight, ended */
     pc_gw_keyset *current;       /* one reference */
     int64_t last_fetch_ms;       /* monotonic, start of the last fetch */
     bool in_flight;
+    _Atomic uint64_t ended;      /* fetches ended; written under mu */
     uint64_t fetches;            /* fetcher thread only */
     pc_gw_upconn *uc;            /* fetcher thread only */
 };
@@ -82,9 +83,27 @@ static bool claim_fetch(pc_gw_jwks *j, bool force)
     return go;
 }
 
-void pc_gw_jwks_want_refresh(pc_gw_jwks *j)
+bool pc_gw_jwks_want_refresh(pc_gw_jwks *j, uint64_t *ended_before)
 {
-    if (claim_fetch(j, false)) event_active(j->ev_wake, EV_READ, 0);
+    int64_t now = mono_ms();
+    pthread_mutex_lock(&j->mu);
+    bool go = !j->in_flight && now - j->last_fetch_ms >= (int64_t)j->min_refetch_ms;
+    if (go) {
+        j->in_flight = true;
+        j->last_fetch_ms = now;
+    }
+    bool running = j->in_flight;
+    *ended_before = atomic_load(&j->ended);
+    pthread_mutex_unlock(&j->mu);
+    if (go) event_active(j->ev_wake, EV_READ, 0);
+    return running;
+}
+
+uint64_t pc_gw_jwks_fetches_ended(pc_gw_jwks *j) { return atomic_load(&j->ended); }
+
+uint32_t pc_gw_jwks_fetch_timeout_ms(const pc_gw_jwks *j)
+{
+    return j->up.connect_timeout_ms + j->up.timeout_ms;
 }
 
 static void publish(pc_gw_jwks *j, pc_gw_keyset *ks)
@@ -93,6 +112,7 @@ static void publish(pc_gw_jwks *j, pc_gw_keyset *ks)
     pc_gw_keyset *old = j->current;
     if (ks) j->current = ks;
     j->in_flight = false;
+    atomic_fetch_add(&j->ended, 1);
     pthread_mutex_unlock(&j->mu);
     if (ks) pc_gw_keyset_release(old);
 }

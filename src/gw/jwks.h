@@ -31,8 +31,14 @@ void pc_gw_jwks_stop(pc_gw_jwks *j);
 pc_gw_keyset *pc_gw_jwks_acquire(pc_gw_jwks *j);
 void pc_gw_keyset_release(pc_gw_keyset *ks);
 /* A worker met an unknown kid: fetch now unless a fetch is running or the
- * last one started less than min_refetch ago. */
-void pc_gw_jwks_want_refresh(pc_gw_jwks *j);
+ * last one started less than min_refetch ago. True when a fetch is running
+ * now (started by this call or before it): the caller may wait until
+ * pc_gw_jwks_fetches_ended passes *ended_before, then look again. */
+bool pc_gw_jwks_want_refresh(pc_gw_jwks *j, uint64_t *ended_before);
+/* How many fetches have ended, with new keys or not. Any thread. */
+uint64_t pc_gw_jwks_fetches_ended(pc_gw_jwks *j);
+/* The longest a fetch can take (connect and read timeout), ms. */
+uint32_t pc_gw_jwks_fetch_timeout_ms(const pc_gw_jwks *j);
 /* Was j started with the same issuer, URL and CA as g says? */
 bool pc_gw_jwks_same(const pc_gw_jwks *j, const pc_gw_config *g);
 /* The issuer tokens must name. */

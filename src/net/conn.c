@@ -499,6 +499,17 @@ static bool read_step(pc_conn *c)
             respond_error(c, 431, "buffer_full", "request head too large");
             return true;
         }
+        /* Between requests with nothing buffered: a connection that sat
+         * idle across a reload reads its next request under the newest
+         * runtime (finish_request moved it to the runtime of that moment,
+         * which may since have been replaced). Without this, every idle
+         * keep-alive connection would serve one more request under the
+         * old config: a client or route a reload removed included. */
+        if (c->in_len == 0 && !c->request_started && !pc_http_rx_started(&c->rx) &&
+            !conn_refresh_runtime(c)) {
+            c->state = CONN_CLOSING;
+            return true;
+        }
         if (c->in == NULL && (c->in = malloc(c->in_cap)) == NULL) {
             c->state = CONN_CLOSING; /* out of memory: drop, do not half-answer */
             return true;

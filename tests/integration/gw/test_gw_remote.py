@@ -121,6 +121,30 @@ def test_key_rotation_picked_up(pair, pki):
     wait_ok(g, pki, new, timeout=5.0)
 
 
+def test_new_kid_waits_for_the_fetch(pair, pki):
+    """After a rotation at the AS, the first token under the new kid is
+    accepted at once: its request waits for the refetch it started rather
+    than being refused (a spurious 401 on a valid token)."""
+    a, g = pair
+    tok = a.access_token(a.token_mtls())
+    wait_ok(g, pki, tok)
+    for _ in range(2):
+        H.portcullis("keys", "rotate", "-c", a.srv.config_path, check=True)
+    reload_and_wait(a.srv)
+    time.sleep(MIN_REFETCH)   # a refetch is allowed again
+    fetched = len(g.events("jwks_fetched"))
+    new = a.access_token(a.token_mtls())
+    assert decode_jwt(new)[0]["kid"] != decode_jwt(tok)[0]["kid"]
+    r = call(g, pki, "/accounts/a", new)
+    assert r.status == 200, f"{r}\n{g.diagnostics()}"
+    assert H.wait_until(lambda: len(g.events("jwks_fetched")) > fetched), g.diagnostics()
+    # a made-up kid also waits for a running fetch (none now: refused at once)
+    header, _ = decode_jwt(new)
+    _, p, sig = new.split(".")
+    forged = b64u_json({**header, "kid": "made-up"}) + "." + p + "." + sig
+    assert call(g, pki, "/accounts/a", forged).status == 401
+
+
 def test_remote_dpop(pair, pki):
     a, g = pair
     gw = Gateway.__new__(Gateway)   # a client of the gateway server (it has no as: section)
