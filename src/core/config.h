@@ -212,7 +212,8 @@ typedef struct pc_gw_config {
      * its published keys (JWKS), instead of the in-process AS. */
     bool remote;
     char *remote_issuer;         /* tokens' iss must equal this */
-    pc_upstream_config remote_jwks; /* url (+ ca) of its jwks_uri; name "jwks" */
+    bool remote_keys;            /* a jwks_url is set: JWTs are verified here */
+    pc_upstream_config remote_jwks; /* url (+ ca) of its jwks_uri; name "jwks"; ca also without */
     uint32_t remote_refresh_ms;  /* scheduled refetch, default 10m */
     uint32_t remote_min_refetch_ms; /* unknown kid: at most one fetch per this, default 30s */
     /* gateway.remote_as.introspection: ask the remote AS (RFC 7662) whether

@@ -180,7 +180,13 @@ static pc_result parse_remote_as(pc_cfg_doc *d, const yaml_node_t *n, const char
     char sub[PC_CONFIG_MAX_PATH];
     PC_GUARD(pc_cfg_map(d, n, path, ra_keys, N_RA, v));
     PC_GUARD(pc_cfg_require(d, n, path, ra_keys[RA_ISSUER], v[RA_ISSUER]));
-    PC_GUARD(pc_cfg_require(d, n, path, ra_keys[RA_JWKS_URL], v[RA_JWKS_URL]));
+    /* Without keys the gateway can still ask the AS about every token
+     * (an AS that issues only opaque tokens); without either it could
+     * admit nobody. */
+    if (v[RA_JWKS_URL] == NULL && v[RA_INTROSPECTION] == NULL)
+        return pc_cfg_fail(d, n, path,
+                           "missing required key \"jwks_url\" (or \"introspection\", for an AS "
+                           "whose tokens are checked only by asking it)");
     gw->remote = true;
     pc_cfg_path(sub, sizeof sub, path, ra_keys[RA_ISSUER]);
     PC_GUARD(pc_cfg_string(d, v[RA_ISSUER], sub, &gw->remote_issuer));
@@ -193,17 +199,20 @@ static pc_result parse_remote_as(pc_cfg_doc *d, const yaml_node_t *n, const char
     u->max_idle = 1;
     u->line = (int)n->start_mark.line + 1;
     PC_GUARD(pc_cfg_strdup("jwks", &u->name));
-    pc_cfg_path(sub, sizeof sub, path, ra_keys[RA_JWKS_URL]);
-    PC_GUARD(pc_cfg_string(d, v[RA_JWKS_URL], sub, &u->url));
-    char why[96];
-    if (!pc_cfg_gw_split_url(u->url, u, why, sizeof why))
-        return pc_cfg_fail(d, v[RA_JWKS_URL], sub, "expected an https URL of the AS's jwks_uri (%s)", why);
     if (v[RA_CA] != NULL) {
         pc_cfg_path(sub, sizeof sub, path, ra_keys[RA_CA]);
         PC_GUARD(pc_cfg_string(d, v[RA_CA], sub, &u->ca_file));
     }
-    if (u->https && u->ca_file == NULL)
-        return pc_cfg_fail(d, n, path, "missing required key \"ca\" (the JWKS is fetched over verified https)");
+    if (v[RA_JWKS_URL] != NULL) {
+        gw->remote_keys = true;
+        pc_cfg_path(sub, sizeof sub, path, ra_keys[RA_JWKS_URL]);
+        PC_GUARD(pc_cfg_string(d, v[RA_JWKS_URL], sub, &u->url));
+        char why[96];
+        if (!pc_cfg_gw_split_url(u->url, u, why, sizeof why))
+            return pc_cfg_fail(d, v[RA_JWKS_URL], sub, "expected an https URL of the AS's jwks_uri (%s)", why);
+        if (u->https && u->ca_file == NULL)
+            return pc_cfg_fail(d, n, path, "missing required key \"ca\" (the JWKS is fetched over verified https)");
+    }
     static const struct {
         int key;
         uint32_t min, max;

@@ -270,7 +270,8 @@ void pc_gw_authorize_then_proxy(pc_request *r, const pc_gw_route *rt, const char
     /* A remote AS with introspection: an opaque token, or any token on an
      * `introspection: always` route, is what the AS's answer says. */
     bool remote_introspection = gw->as == NULL && gw->cfg->gw.introspect;
-    if (remote_introspection && (rt->rc->auth.introspect_always || !pc_gw_token_is_jwt(c.token))) {
+    if (remote_introspection && (rt->rc->auth.introspect_always || gw->sh->jwks == NULL ||
+                                 !pc_gw_token_is_jwt(c.token))) {
         pc_gw_introspect_claims(r, rt, iid, &c);
         return;
     }

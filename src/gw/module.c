@@ -43,7 +43,7 @@ static pc_result gw_start(const pc_config *cfg, void **out)
     if (pc_ok(r)) r = pc_dpop_noncer_init(&sh->noncer, cfg->gw.dpop_nonce_secret_file);
     /* The fetcher thread and its settings live as long as the server:
      * changing gateway.remote_as needs a restart (a reload keeps it). */
-    if (pc_ok(r) && cfg->gw.remote) r = pc_gw_jwks_start(&cfg->gw, &sh->jwks);
+    if (pc_ok(r) && cfg->gw.remote_keys) r = pc_gw_jwks_start(&cfg->gw, &sh->jwks);
     if (!pc_ok(r)) {
         gw_stop(sh);
         return r;
@@ -93,7 +93,9 @@ static pc_result build_state(const pc_config *cfg, pc_gw *gw, pc_route_sink *sin
     gw->abuse = pc_route_sink_module_state(sink, "abuse");
     /* The fetcher was started with the config of the server's start: a
      * reload may drop gateway.remote_as but not add or change it. */
-    PC_ENSURE(!cfg->gw.remote || (gw->sh->jwks != NULL && pc_gw_jwks_same(gw->sh->jwks, &cfg->gw)),
+    PC_ENSURE(!cfg->gw.remote ||
+                  (cfg->gw.remote_keys ? gw->sh->jwks != NULL && pc_gw_jwks_same(gw->sh->jwks, &cfg->gw)
+                                       : gw->sh->jwks == NULL),
               PC_ERR_USAGE, "gateway.remote_as changed: it takes effect on a restart, not a reload");
     /* A remote AS, when configured, is the one tokens come from. */
     if (cfg->gw.remote) gw->as = NULL;
@@ -104,7 +106,7 @@ static pc_result build_state(const pc_config *cfg, pc_gw *gw, pc_route_sink *sin
         snprintf(key, sizeof key, "upstreams.%s.ca", cfg->upstreams[i].name);
         PC_GUARD(check_ca(cfg, &cfg->upstreams[i], key));
     }
-    if (cfg->gw.remote) PC_GUARD(check_ca(cfg, &cfg->gw.remote_jwks, "gateway.remote_as.ca"));
+    if (cfg->gw.remote_keys) PC_GUARD(check_ca(cfg, &cfg->gw.remote_jwks, "gateway.remote_as.ca"));
     if (cfg->gw.introspect)
         PC_GUARD(check_ca(cfg, &cfg->gw.introspection, "gateway.remote_as.introspection"));
     gw->routes = calloc(cfg->n_gw_routes, sizeof *gw->routes);

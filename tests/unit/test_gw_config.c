@@ -307,7 +307,16 @@ static void test_remote_as(void **state)
                "ca: c, introspection: {url: 'https://a/i', client_id: x}}\n",
                "t.yaml:7:");
     expect_err(MIN_SERVER "gateway:\n  remote_as: {issuer: 'https://a'}\n",
-               "t.yaml:7:14: gateway.remote_as: missing required key \"jwks_url\"");
+               "t.yaml:7:14: gateway.remote_as: missing required key \"jwks_url\" (or "
+               "\"introspection\"");
+    /* introspection alone: an AS whose tokens are only checked by asking it */
+    cfg = parse_ok(MIN_SERVER "gateway:\n  remote_as: {issuer: 'https://a', ca: ca.pem, "
+                   "introspection: {url: 'https://a/i', client_id: x, cert: c, key: k}}\n");
+    assert_true(cfg->gw.remote);
+    assert_false(cfg->gw.remote_keys);
+    assert_true(cfg->gw.introspect);
+    assert_string_equal(cfg->gw.introspection.ca_file, "ca.pem");
+    pc_config_free(cfg);
     expect_err(MIN_SERVER "gateway:\n  remote_as: {issuer: 'https://a', jwks_url: 'https://a/jwks'}\n",
                "t.yaml:7:14: gateway.remote_as: missing required key \"ca\"");
     expect_err(MIN_SERVER "gateway:\n  remote_as: {issuer: 'http://a', jwks_url: 'http://127.0.0.1/j'}\n",
