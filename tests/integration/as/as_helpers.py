@@ -439,3 +439,31 @@ def reload_and_wait(srv, timeout=5.0):
 # --------------------------------------------------------------------------
 # node (oauth4webapi)
 # --------------------------------------------------------------------------
+
+NODE_PACKAGES = ("oauth4webapi", "oidc-provider")
+
+
+def node_or_skip():
+    """The node binary, with tests/integration/node's packages installed
+    (npm install if one is missing). Skips only if node/npm are absent or
+    the registry cannot be reached. Shared by the AS tests' node_client
+    fixture and the gateway's opaque-token AS (gw/opaque_as.py)."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        pytest.skip("node/npm not installed (apt-get install nodejs npm)")
+    if not all((NODE_DIR / "node_modules" / n / "package.json").exists() for n in NODE_PACKAGES):
+        p = subprocess.run([npm, "install", "--no-audit", "--no-fund"], cwd=NODE_DIR,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=300)
+        if p.returncode != 0:
+            out = p.stdout[-3000:]
+            if any(s in out for s in ("ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ETIMEDOUT",
+                                      "ENETUNREACH", "network")):
+                pytest.skip(f"npm cannot reach the registry:\n{out}")
+            raise AssertionError(f"npm install failed:\n{out}")
+    return node

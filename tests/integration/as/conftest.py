@@ -1,12 +1,9 @@
 """Fixtures for the AS tests; the clients and checks are in as_helpers.py."""
 
-import shutil
-import subprocess
-
 import pytest
 
 import portcullis_helpers as H
-from as_helpers import NODE_DIR, Key, Keys, cert_public_key, start_as
+from as_helpers import Key, Keys, cert_public_key, node_or_skip, start_as
 
 
 @pytest.fixture(scope="session")
@@ -48,21 +45,5 @@ def fresh_as(make_server, keys):
 
 @pytest.fixture(scope="session")
 def node_client():
-    """tests/integration/node with node_modules installed (npm install if
-    missing). Skips only if node/npm are absent or the registry cannot be
-    reached."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        pytest.skip("node/npm not installed (apt-get install nodejs npm)")
-    if not all((NODE_DIR / "node_modules" / n / "package.json").exists()
-               for n in ("oauth4webapi", "oidc-provider")):
-        p = subprocess.run([npm, "install", "--no-audit", "--no-fund"], cwd=NODE_DIR,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           timeout=300)
-        if p.returncode != 0:
-            out = p.stdout[-3000:]
-            if any(s in out for s in ("ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ETIMEDOUT",
-                                      "ENETUNREACH", "network")):
-                pytest.skip(f"npm cannot reach the registry:\n{out}")
-            raise AssertionError(f"npm install failed:\n{out}")
-    return node
+    """tests/integration/node with node_modules installed (as_helpers.node_or_skip)."""
+    return node_or_skip()

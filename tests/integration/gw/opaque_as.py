@@ -32,35 +32,12 @@ import time
 import urllib.parse
 from pathlib import Path
 
-import pytest
-
 import portcullis_helpers as H
-from as_helpers import FORM, JWT_BEARER, NODE_DIR, RESOURCE, client_assertion, dpop_proof
+from as_helpers import (FORM, JWT_BEARER, NODE_DIR, RESOURCE, client_assertion, dpop_proof,
+                        node_or_skip)  # noqa: F401 (node_or_skip: re-exported for the gw tests)
 
 SCRIPT = NODE_DIR / "opaque_as.mjs"
-NODE_PACKAGES = ("oauth4webapi", "oidc-provider")
 DISCOVERY = "/.well-known/openid-configuration"
-
-
-def node_or_skip():
-    """The node binary, with tests/integration/node's packages installed
-    (npm install if one is missing). Skips only if node/npm are absent or
-    the registry cannot be reached; the same rule as the AS tests'
-    node_client fixture, which gw tests cannot see."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        pytest.skip("node/npm not installed (apt-get install nodejs npm)")
-    if not all((NODE_DIR / "node_modules" / n / "package.json").exists() for n in NODE_PACKAGES):
-        p = subprocess.run([npm, "install", "--no-audit", "--no-fund"], cwd=NODE_DIR,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           timeout=300)
-        if p.returncode != 0:
-            out = p.stdout[-3000:]
-            if any(s in out for s in ("ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ETIMEDOUT",
-                                      "ENETUNREACH", "network")):
-                pytest.skip(f"npm cannot reach the registry:\n{out}")
-            raise AssertionError(f"npm install failed:\n{out}")
-    return node
 
 
 def opaque_clients(pki, dpop_client_key):
