@@ -17,8 +17,8 @@
  * Refusals are 401 with WWW-Authenticate (RFC 6750 §3, RFC 9449 §7.1) or
  * 403 insufficient_scope naming the scope; they never carry upstream
  * content (the upstream is not called). Logs carry the token's jti when
- * it has one (an opaque token's answer may not), never the token. Binding is in binding.c, the refusals in
- * challenge.c. */
+ * it has one (an opaque token's answer may not), never the token. Binding
+ * is in binding.c, the refusals in challenge.c. */
 #include "as/as.h"
 #include "gw/internal.h"
 #include "gw/jwks.h"

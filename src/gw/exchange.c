@@ -85,13 +85,6 @@ void pc_gw_buf_add(pc_gw_buf *b, const void *data, size_t len)
     b->len += len;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void exchange_free(exchange *x)
 {
     if (x->timer) event_free(x->timer);
@@ -386,7 +379,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     exchange *x = arg;
     if (x->retry_pending) {
         x->retry_pending = false;
-        int64_t left = x->deadline_ms - mono_ms();
+        int64_t left = x->deadline_ms - pc_gw_mono_ms();
         if (left > 0 && dispatch_evhttp(x)) {
             if (x->answered_in_make) {
                 exchange_free(x);
@@ -508,7 +501,7 @@ void pc_gw_exchange_start(pc_request *r, const pc_gw_route *rt, const pc_gw_iden
     size_t il = strnlen(iid, sizeof x->iid - 1);
     memcpy(x->iid, iid, il);
     x->iid[il] = '\0';
-    x->deadline_ms = mono_ms() + rt->timeout_ms;
+    x->deadline_ms = pc_gw_mono_ms() + rt->timeout_ms;
     x->timer = evtimer_new(pc_request_base(r), on_timer, x);
     bool https = rt->up->https;
     if (https) x->connect_timer = evtimer_new(pc_request_base(r), on_connect_timer, x);

@@ -282,5 +282,7 @@ void pc_gw_respond_problem(pc_request *r, const char *iid, int status, const cha
 
 /* Unix seconds. */
 int64_t pc_gw_now(void);
+/* Monotonic milliseconds: deadlines and cache lifetimes. */
+int64_t pc_gw_mono_ms(void);
 
 #endif

@@ -55,13 +55,6 @@ static void answers_free(void *p)
 
 static void answers_init(void) { (void)pthread_key_create(&answers_key, answers_free); }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static answers *this_answers(bool create)
 {
     (void)pthread_once(&answers_once, answers_init);
@@ -89,7 +82,7 @@ static const answer *cached(const pc_gw *gw, const uint8_t key[32])
     answers *all = this_answers(false);
     const answer *a = all ? slot_for(all, key) : NULL;
     if (a && a->generation == gw->generation && memcmp(a->key, key, sizeof a->key) == 0 &&
-        a->until_ms > mono_ms())
+        a->until_ms > pc_gw_mono_ms())
         return a;
     return NULL;
 }
@@ -103,13 +96,19 @@ static void remember(const pc_gw *gw, const uint8_t key[32], const json_t *claim
     json_decref(a->claims);
     memcpy(a->key, key, sizeof a->key);
     a->generation = gw->generation;
-    a->until_ms = mono_ms() + cache_ms;
+    a->until_ms = pc_gw_mono_ms() + cache_ms;
     a->claims = json_incref((json_t *)claims);
 }
 
 /* Questions this worker has sent and not yet seen end
  * (gateway.remote_as.introspection.max_in_flight). */
 static _Thread_local uint32_t in_flight;
+
+/* Why this answer does not admit its token now, or NULL (authz.c). */
+static const char *answer_why(const pc_gw_route *rt, const json_t *claims)
+{
+    return pc_gw_introspection_refusal(claims, rt->gw->cfg->gw.remote_issuer, pc_gw_now());
+}
 
 typedef struct query {
     pc_request *r;
@@ -169,7 +168,7 @@ static void conclude(query *q, int outcome, json_t *claims)
         refuse_unconfirmed(r, iid);
         json_decref(claims);
     } else if (!confirm) {
-        pc_gw_claims_then_proxy(r, rt, iid, &creds, claims, pc_gw_introspection_refusal(claims, rt->gw->cfg->gw.remote_issuer, pc_gw_now()),
+        pc_gw_claims_then_proxy(r, rt, iid, &creds, claims, answer_why(rt, claims),
                                 false);
     } else {
         json_decref(claims);
@@ -363,7 +362,7 @@ void pc_gw_introspect_claims(pc_request *r, const pc_gw_route *rt, const char *i
     const answer *a = cached(rt->gw, c->token_sha256);
     if (a != NULL) {
         json_t *claims = json_incref(a->claims);
-        pc_gw_claims_then_proxy(r, rt, iid, c, claims, pc_gw_introspection_refusal(claims, rt->gw->cfg->gw.remote_issuer, pc_gw_now()), false);
+        pc_gw_claims_then_proxy(r, rt, iid, c, claims, answer_why(rt, claims), false);
         return;
     }
     query *q = query_new(r, rt, iid, c->token_sha256);

@@ -33,13 +33,6 @@ struct pc_gw_jwks {
     pc_gw_upconn *uc;            /* fetcher thread only */
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 const char *pc_gw_jwks_issuer(const pc_gw_jwks *j) { return j->issuer; }
 
 static bool same_str(const char *a, const char *b)
@@ -69,33 +62,28 @@ pc_gw_keyset *pc_gw_jwks_acquire(pc_gw_jwks *j)
     return ks;
 }
 
-/* Claim the right to fetch; force skips the min_refetch interval. */
-static bool claim_fetch(pc_gw_jwks *j, bool force)
+/* Claim the right to fetch; force skips the min_refetch interval. True
+ * when this call claimed it; *running: a fetch runs now (claimed here or
+ * before); *ended_before: the fetches ended so far (both may be NULL). */
+static bool claim_fetch(pc_gw_jwks *j, bool force, bool *running, uint64_t *ended_before)
 {
-    int64_t now = mono_ms();
+    int64_t now = pc_gw_mono_ms();
     pthread_mutex_lock(&j->mu);
     bool go = !j->in_flight && (force || now - j->last_fetch_ms >= (int64_t)j->min_refetch_ms);
     if (go) {
         j->in_flight = true;
         j->last_fetch_ms = now;
     }
+    if (running) *running = j->in_flight;
+    if (ended_before) *ended_before = atomic_load(&j->ended);
     pthread_mutex_unlock(&j->mu);
     return go;
 }
 
 bool pc_gw_jwks_want_refresh(pc_gw_jwks *j, uint64_t *ended_before)
 {
-    int64_t now = mono_ms();
-    pthread_mutex_lock(&j->mu);
-    bool go = !j->in_flight && now - j->last_fetch_ms >= (int64_t)j->min_refetch_ms;
-    if (go) {
-        j->in_flight = true;
-        j->last_fetch_ms = now;
-    }
-    bool running = j->in_flight;
-    *ended_before = atomic_load(&j->ended);
-    pthread_mutex_unlock(&j->mu);
-    if (go) event_active(j->ev_wake, EV_READ, 0);
+    bool running = false;
+    if (claim_fetch(j, false, &running, ended_before)) event_active(j->ev_wake, EV_READ, 0);
     return running;
 }
 
@@ -192,7 +180,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     pc_gw_jwks *j = arg;
-    if (claim_fetch(j, true)) fetch(j);
+    if (claim_fetch(j, true, NULL, NULL)) fetch(j);
 }
 
 static void *run(void *arg)
@@ -252,7 +240,7 @@ pc_result pc_gw_jwks_start(const pc_gw_config *g, pc_gw_jwks **out)
          * adding it keeps the loop running while idle. */
         event_add(j->ev_wake, NULL);
         event_add(j->ev_timer, &tv);
-        (void)claim_fetch(j, true);
+        (void)claim_fetch(j, true, NULL, NULL);
         event_active(j->ev_wake, EV_READ, 0); /* the first fetch, at once */
         ok = pthread_create(&j->thread, NULL, run, j) == 0;
     }

@@ -40,13 +40,6 @@ typedef struct waiter {
     char iid[PC_GW_MAX_INTERACTION_ID + 1];
 } waiter;
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void waiter_free(waiter *w)
 {
     if (w->timer) event_free(w->timer);
@@ -60,7 +53,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     waiter *w = arg;
     pc_gw_jwks *jwks = w->rt->gw->sh->jwks;
-    if (pc_gw_jwks_fetches_ended(jwks) == w->ended_before && mono_ms() < w->deadline_ms) return;
+    if (pc_gw_jwks_fetches_ended(jwks) == w->ended_before && pc_gw_mono_ms() < w->deadline_ms) return;
     pc_request *r = w->r;
     const pc_gw_route *rt = w->rt;
     pc_gw_creds c = w->creds;
@@ -85,7 +78,7 @@ bool pc_gw_wait_for_keys(pc_request *r, const pc_gw_route *rt, const char *iid,
     w->creds = *c;
     w->ended_before = ended_before;
     /* The fetch ends, with keys or without, within its own timeout. */
-    w->deadline_ms = mono_ms() + (int64_t)pc_gw_jwks_fetch_timeout_ms(rt->gw->sh->jwks) + 100;
+    w->deadline_ms = pc_gw_mono_ms() + (int64_t)pc_gw_jwks_fetch_timeout_ms(rt->gw->sh->jwks) + 100;
     snprintf(w->iid, sizeof w->iid, "%s", iid);
     w->timer = event_new(pc_request_base(r), -1, EV_PERSIST, on_tick, w);
     struct timeval tv = {0, PC_GW_KEY_WAIT_POLL_MS * 1000};

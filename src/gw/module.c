@@ -21,6 +21,13 @@
 
 int64_t pc_gw_now(void) { return (int64_t)time(NULL); }
 
+int64_t pc_gw_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static bool gw_enabled(const pc_config *cfg) { return cfg->n_gw_routes > 0; }
 
 static void gw_stop(void *p)

@@ -71,6 +71,18 @@ static void test_escaping_and_utf8(void **state)
 /* put_escaped skips clean 8-byte words: a byte needing escape at any
  * position of a long value, and valid UTF-8 straddling a word boundary,
  * must come back exactly (jansson decodes the line). */
+/* Log v as a string field and read it back from the log line. */
+static void assert_logged_back(const char *v)
+{
+    pc_logline l;
+    assert_true(pc_log_begin(&l, PC_LOG_WARN, "ev"));
+    pc_log_cstr(&l, "v", v);
+    pc_log_end(&l);
+    json_t *j = last_line();
+    assert_string_equal(json_string_value(json_object_get(j, "v")), v);
+    json_decref(j);
+}
+
 static void test_escaping_every_position(void **state)
 {
     (void)state;
@@ -81,13 +93,7 @@ static void test_escaping_every_position(void **state)
             memset(v, 'a', 40);
             v[40] = '\0';
             v[pos] = specials[k];
-            pc_logline l;
-            assert_true(pc_log_begin(&l, PC_LOG_WARN, "ev"));
-            pc_log_cstr(&l, "v", v);
-            pc_log_end(&l);
-            json_t *j = last_line();
-            assert_string_equal(json_string_value(json_object_get(j, "v")), v);
-            json_decref(j);
+            assert_logged_back(v);
         }
     }
     for (size_t pos = 0; pos < 20; pos++) {
@@ -95,13 +101,7 @@ static void test_escaping_every_position(void **state)
         memset(v, 'b', 24);
         memcpy(v + pos, "\xe2\x82\xac", 3); /* U+20AC, 3 bytes */
         v[24] = '\0';
-        pc_logline l;
-        assert_true(pc_log_begin(&l, PC_LOG_WARN, "ev"));
-        pc_log_cstr(&l, "v", v);
-        pc_log_end(&l);
-        json_t *j = last_line();
-        assert_string_equal(json_string_value(json_object_get(j, "v")), v);
-        json_decref(j);
+        assert_logged_back(v);
     }
 }
 
