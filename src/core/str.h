@@ -49,6 +49,13 @@ static inline bool pc_word_has_byte(uint64_t w, unsigned char b)
 /* Some byte of w is 0x80 or above. */
 static inline bool pc_word_has_high(uint64_t w) { return (w & PC_WORD_HIGHS) != 0; }
 
+/* An HTTP field value as RFC 9110 §5.5 has it: VCHAR, obs-text, SP and
+ * HTAB; no other control byte and no DEL. The one rule for every header
+ * value that crosses the server, in either direction (CR, LF or NUL in a
+ * value would split or cut a message). Eight bytes at a time: long
+ * Authorization and DPoP values are on every request. */
+bool pc_field_value_ok(pc_str v);
+
 /* The value of a hex digit (either case), or -1. */
 static inline int pc_hexval(int c)
 {

@@ -29,6 +29,11 @@ pc_result pc_gw_parse_authorization(pc_str value, pc_gw_scheme *scheme, pc_str *
     while (i < value.len && value.ptr[i] == ' ') i++, spaces++;
     PC_ENSURE(spaces > 0 && i < value.len, PC_ERR_PROTO, "no access token after the scheme");
     size_t start = i;
+    /* Four at a time first: the token is most of the header, and this
+     * loop ran on every byte of every request. */
+    const unsigned char *u = (const unsigned char *)value.ptr;
+    while (i + 4 <= value.len && (token68[u[i]] & token68[u[i + 1]] & token68[u[i + 2]] & token68[u[i + 3]]))
+        i += 4;
     while (i < value.len && token68_char(value.ptr[i])) i++;
     PC_ENSURE(i > start, PC_ERR_PROTO, "malformed access token");
     while (i < value.len && value.ptr[i] == '=') i++;

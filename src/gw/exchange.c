@@ -136,7 +136,7 @@ static bool copy_headers(pc_request *r, const pc_gw_upresp *u, const char **ctyp
         else if (*ctype == NULL && pc_str_eq_lit_ci(name, "content-type"))
             *ctype = u->headers[i].value;
     }
-    if (*ctype && !pc_gw_header_value_safe(*ctype)) return false;
+    if (*ctype && !pc_field_value_ok(pc_str_c(*ctype))) return false;
     if (u->n_headers > PC_GW_UPSTREAM_MAX_HEADER_COUNT) return false;
     bool pass_on[PC_GW_UPSTREAM_MAX_HEADER_COUNT];
     size_t used = 0;
@@ -145,8 +145,9 @@ static bool copy_headers(pc_request *r, const pc_gw_upresp *u, const char **ctyp
         pc_str name = pc_str_c(h->name);
         pass_on[i] = pc_gw_forward_response_header(name, connection);
         if (!pass_on[i]) continue;
-        used += name.len + strlen(h->value) + 4;
-        if (used > PC_GW_MAX_RESPONSE_HEADER_BYTES || !pc_gw_header_value_safe(h->value)) return false;
+        pc_str value = pc_str_c(h->value);
+        used += name.len + value.len + 4;
+        if (used > PC_GW_MAX_RESPONSE_HEADER_BYTES || !pc_field_value_ok(value)) return false;
     }
     for (size_t i = 0; i < u->n_headers; i++)
         if (pass_on[i]) pc_response_header(r, u->headers[i].name, pc_str_c(u->headers[i].value));

@@ -89,13 +89,6 @@ bool pc_gw_forward_response_header(pc_str name, pc_str connection)
     return !in_set_ci(name, core_set, N_OF(core_set));
 }
 
-bool pc_gw_header_value_safe(const char *v)
-{
-    for (; *v; v++)
-        if (((unsigned char)*v < 0x20 && *v != '\t') || *v == 0x7f) return false;
-    return true;
-}
-
 bool pc_gw_forwarded_for_ok(pc_str v)
 {
     if (v.len == 0 || v.len > PC_GW_MAX_FORWARDED_FOR) return false;

@@ -46,10 +46,6 @@ bool pc_gw_forward_request_header(pc_str name, pc_str connection, pc_str cert_he
  * x-fapi-interaction-id (ours is authoritative) and DPoP-Nonce (ours). */
 bool pc_gw_forward_response_header(pc_str name, pc_str connection);
 
-/* No control characters but HTAB (RFC 9110 §5.5 field-value): a value
- * that may be copied into a header in either direction. */
-bool pc_gw_header_value_safe(const char *v);
-
 /* A plausible X-Forwarded-For: 1..PC_GW_MAX_FORWARDED_FOR characters of
  * hex digits, '.', ':', ',' and spaces (IP literals and separators). */
 bool pc_gw_forwarded_for_ok(pc_str v);

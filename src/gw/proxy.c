@@ -9,26 +9,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Only values without control characters but HTAB (the same rule as
- * pc_gw_header_value_safe): claims are signed by our AS, and request
- * headers passed the server's parser, but a header is still no place for
- * CR, LF or NUL. */
-static bool value_safe(pc_str v)
+/* A header whose value is known safe: one of the request's own, which the
+ * server's parser refused unless pc_field_value_ok. Scanning the access token a
+ * second time here was a measurable share of a proxied request. */
+static void add_parsed_header(pc_gw_buf *out, const char *name, size_t nlen, pc_str v)
 {
-    for (size_t i = 0; i < v.len; i++) {
-        unsigned char ch = (unsigned char)v.ptr[i];
-        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) return false;
-    }
-    return true;
-}
-
-static void add_header_n(pc_gw_buf *out, const char *name, size_t nlen, pc_str v)
-{
-    if (!value_safe(v)) return;
     pc_gw_buf_add(out, name, nlen);
     pc_gw_buf_add(out, ": ", 2);
     pc_gw_buf_add(out, v.ptr, v.len);
     pc_gw_buf_add(out, "\r\n", 2);
+}
+
+static void add_header_n(pc_gw_buf *out, const char *name, size_t nlen, pc_str v)
+{
+    /* Claims are signed by our AS, but a header is still no place for CR,
+     * LF or NUL. */
+    if (pc_field_value_ok(v)) add_parsed_header(out, name, nlen, v);
 }
 
 static void add_header(pc_gw_buf *out, const char *name, pc_str v)
@@ -72,7 +68,7 @@ void pc_gw_build_upstream_headers(pc_request *r, const pc_gw_route *rt, const pc
     for (size_t i = 0; i < h->n_headers; i++) {
         pc_str n = h->headers[i].name;
         if (!pc_gw_forward_request_header(n, connection, cert_header, rt->rc->auth.enabled)) continue;
-        add_header_n(out, n.ptr, n.len, h->headers[i].value);
+        add_parsed_header(out, n.ptr, n.len, h->headers[i].value);
     }
     /* host:port, [v6]:port; by hand, as this runs per request */
     const pc_upstream_config *up = rt->up;

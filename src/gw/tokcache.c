@@ -15,6 +15,7 @@ typedef struct entry {
 
 typedef struct cache {
     entry slots[PC_GW_TOKEN_CACHE_SLOTS];
+    EVP_MD_CTX *sha256; /* reused per request: EVP_Digest would allocate and free two contexts */
 } cache;
 
 static pthread_key_t cache_key;
@@ -25,6 +26,7 @@ static void cache_destroy(void *arg)
 {
     cache *c = arg;
     for (size_t i = 0; i < PC_GW_TOKEN_CACHE_SLOTS; i++) json_decref(c->slots[i].claims);
+    EVP_MD_CTX_free(c->sha256);
     free(c);
 }
 
@@ -55,10 +57,15 @@ static cache *this_cache(bool create)
 
 bool pc_gw_token_sha256(pc_str token, uint8_t out[32])
 {
-    (void)pthread_once(&cache_once, cache_init);
+    cache *c = this_cache(true);
     unsigned int len = 0;
     const EVP_MD *md = sha256_md ? sha256_md : EVP_sha256();
-    return EVP_Digest(token.ptr, token.len, out, &len, md, NULL) == 1 && len == 32;
+    if (c != NULL && c->sha256 == NULL) c->sha256 = EVP_MD_CTX_new();
+    if (c == NULL || c->sha256 == NULL)
+        return EVP_Digest(token.ptr, token.len, out, &len, md, NULL) == 1 && len == 32;
+    return EVP_DigestInit_ex2(c->sha256, md, NULL) == 1 &&
+           EVP_DigestUpdate(c->sha256, token.ptr, token.len) == 1 &&
+           EVP_DigestFinal_ex(c->sha256, out, &len) == 1 && len == 32;
 }
 
 static entry *slot_of(cache *c, const uint8_t key[32])

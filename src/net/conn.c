@@ -78,8 +78,8 @@ static void conn_free(pc_conn *c)
     if (c->refuse_status) atomic_fetch_sub(&w->srv->n_refusing, 1);
     pc_tls_peer_clear(&c->peer);
     if (c->rx_ready) pc_http_rx_free(&c->rx);
-    free(c->in);
-    free(c->out);
+    pc_spares_give(&w->spare_in, c->in, c->in_cap);
+    pc_spares_give(&w->spare_out, c->out, c->out_cap);
     free(c->req.hdrs);
     if (c->rt) pc_runtime_unref(c->rt);
     if (c->prev)
@@ -264,10 +264,7 @@ void pc_response_header(pc_request *r, const char *name, pc_str value)
     size_t nlen = strlen(name);
     bool ok = nlen > 0;
     for (size_t i = 0; i < nlen && ok; i++) ok = name[i] > 32 && name[i] < 127 && name[i] != ':';
-    for (size_t i = 0; i < value.len && ok; i++) {
-        unsigned char ch = (unsigned char)value.ptr[i];
-        ok = ch == '\t' || (ch >= 32 && ch != 127);
-    }
+    ok = ok && pc_field_value_ok(value);
     size_t need = r->hdrs_len + nlen + value.len + 4;
     if (ok && need > r->hdrs_cap && need <= PC_MAX_RESPONSE_HEADER_BYTES) {
         size_t cap = r->hdrs_cap ? r->hdrs_cap : 512;
@@ -510,7 +507,7 @@ static bool read_step(pc_conn *c)
             c->state = CONN_CLOSING;
             return true;
         }
-        if (c->in == NULL && (c->in = malloc(c->in_cap)) == NULL) {
+        if (c->in == NULL && (c->in = pc_spares_take(&c->w->spare_in, c->in_cap)) == NULL) {
             c->state = CONN_CLOSING; /* out of memory: drop, do not half-answer */
             return true;
         }
@@ -552,9 +549,9 @@ static void finish_request(pc_conn *c)
     if (rest) {
         memmove(c->in, c->in + c->parse_off, rest);
     } else {
-        free(c->in);
+        pc_spares_give(&c->w->spare_in, c->in, c->in_cap);
         c->in = NULL;
-        free(c->out);
+        pc_spares_give(&c->w->spare_out, c->out, c->out_cap);
         c->out = NULL;
         c->out_cap = 0;
     }

@@ -51,6 +51,22 @@ void pc_runtime_unref(pc_runtime *rt);
 typedef struct pc_server pc_server;
 typedef struct pc_conn pc_conn;
 
+/* Spare buffers of one size, per worker (spares.c). A connection gives
+ * its input and output buffers back after each request, so that an idle
+ * keep-alive connection holds none; the next request on any connection of
+ * the same worker takes one back instead of a malloc/free pair of 4-32 KiB
+ * (glibc's per-thread cache stops at 1 KiB). At most PC_SPARE_BUFFERS of
+ * each kind are kept; the rest are freed. */
+#define PC_SPARE_BUFFERS 8
+typedef struct pc_spares {
+    char *buf[PC_SPARE_BUFFERS];
+    size_t cap; /* the size of every buffer held */
+    unsigned n;
+} pc_spares;
+char *pc_spares_take(pc_spares *s, size_t cap);
+void pc_spares_give(pc_spares *s, char *buf, size_t cap);
+void pc_spares_clear(pc_spares *s);
+
 typedef struct pc_worker {
     unsigned id;
     pthread_t thread;
@@ -58,7 +74,8 @@ typedef struct pc_worker {
     struct event_base *base;
     int listen_fd;
     struct event *ev_listen;
-    struct event *ev_control; /* activated from the main thread */
+    int control_fd;           /* eventfd: the main thread's post() rings it */
+    struct event *ev_control; /* reads control_fd, then the mailbox */
     struct event *ev_tick;    /* once a second: access log flush */
     pthread_mutex_t mu;       /* guards the mailbox below */
     pc_runtime *mail_rt;      /* a new runtime to switch to */
@@ -72,6 +89,7 @@ typedef struct pc_worker {
     char req_prefix[13];      /* random per worker: request ids are unique */
     time_t date_sec;
     char date[40];            /* "Date: ..." header value, refreshed per second */
+    pc_spares spare_in, spare_out; /* connection buffers between requests */
     const struct timeval *tv_header, *tv_idle, *tv_body; /* common timeouts */
     uint32_t tv_header_ms, tv_idle_ms, tv_body_ms;
 } pc_worker;

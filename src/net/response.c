@@ -19,10 +19,20 @@ void pc_worker_refresh_date(pc_worker *w)
     w->date_sec = now;
 }
 
+/* The first size of a response buffer; it doubles from there. */
+#define PC_OUT_FIRST 4096u
+
 static bool ensure_out(pc_conn *c, size_t need)
 {
     if (need <= c->out_cap) return true;
-    size_t cap = c->out_cap ? c->out_cap : 4096;
+    if (c->out == NULL && need <= PC_OUT_FIRST) {
+        /* The common case: a head and a small body fit the first size,
+         * which the worker keeps spares of. */
+        if ((c->out = pc_spares_take(&c->w->spare_out, PC_OUT_FIRST)) == NULL) return false;
+        c->out_cap = PC_OUT_FIRST;
+        return true;
+    }
+    size_t cap = c->out_cap ? c->out_cap : PC_OUT_FIRST;
     while (cap < need) cap *= 2;
     char *o = realloc(c->out, cap);
     if (o == NULL) return false;
