@@ -9,11 +9,10 @@ bool pc_str_eq(pc_str a, pc_str b)
 
 static char lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c; }
 
-bool pc_str_eq_ci(pc_str a, pc_str b)
+bool pc_mem_eq_ci(const char *a, const char *b, size_t n)
 {
-    if (a.len != b.len) return false;
-    for (size_t i = 0; i < a.len; i++)
-        if (lower(a.ptr[i]) != lower(b.ptr[i])) return false;
+    for (size_t i = 0; i < n; i++)
+        if (lower(a[i]) != lower(b[i])) return false;
     return true;
 }
 

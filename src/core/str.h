@@ -19,15 +19,17 @@ typedef struct pc_str {
 static inline pc_str pc_str_c(const char *s) { return (pc_str){s, s ? strlen(s) : 0}; }
 
 bool pc_str_eq(pc_str a, pc_str b);
-/* ASCII case-insensitive equality (header names, auth schemes). */
-bool pc_str_eq_ci(pc_str a, pc_str b);
-/* Inline so that strlen of a literal folds to a constant and a length
- * mismatch (the common case when a header name is tested against a list)
- * costs one comparison. */
+/* ASCII case-insensitive equality of n bytes. */
+bool pc_mem_eq_ci(const char *a, const char *b, size_t n);
+/* ASCII case-insensitive equality (header names, auth schemes). Inline so
+ * that a length mismatch, the common case when a header name is tested
+ * against a list, costs one comparison and no call. */
+static inline bool pc_str_eq_ci(pc_str a, pc_str b) { return a.len == b.len && pc_mem_eq_ci(a.ptr, b.ptr, a.len); }
+/* Inline so that strlen of a literal folds to a constant. */
 static inline bool pc_str_eq_lit_ci(pc_str a, const char *lit)
 {
     size_t n = strlen(lit);
-    return a.len == n && pc_str_eq_ci(a, (pc_str){lit, n});
+    return a.len == n && pc_mem_eq_ci(a.ptr, lit, n);
 }
 /* Eight bytes at a time (the "has a byte less than n" and "has a zero
  * byte" word tricks): exact as to whether some byte of w matches, so a

@@ -65,7 +65,9 @@ void pc_gw_buf_add(pc_gw_buf *b, const void *data, size_t len)
 {
     if (b->oom || len == 0) return;
     if (len > b->cap - b->len) {
-        size_t cap = b->cap ? b->cap : 1024;
+        /* 4 KiB first: a request head with an ~800-byte token and the
+         * identity headers does not fit 1 KiB, and each doubling copies. */
+        size_t cap = b->cap ? b->cap : 4096;
         while (cap - b->len < len) {
             if (cap > SIZE_MAX / 2) {
                 b->oom = true;

@@ -442,12 +442,15 @@ static bool read_step(pc_conn *c)
             pc_http_status st =
                 pc_http_rx_feed(&c->rx, c->in + c->parse_off, c->in_len - c->parse_off, &used);
             c->parse_off += used;
+            bool arm_header = false;
             if (!was_started && pc_http_rx_started(&c->rx) && !c->request_started) {
                 c->request_started = true;
                 request_begin(c);
                 /* The first request's head shares the timer armed at
-                 * accept, so a slow handshake does not buy a second window. */
-                if (c->n_requests > 0) arm_timer(c, w->tv_header);
+                 * accept, so a slow handshake does not buy a second window.
+                 * Armed below, only if the head is not complete already
+                 * (the common case is a whole request in one read). */
+                arm_header = c->n_requests > 0;
             }
             if (st == PC_HTTP_REQUEST) {
                 if (!c->request_started) request_begin(c);
@@ -464,6 +467,7 @@ static bool read_step(pc_conn *c)
                               limit_detail(c, status, detail, sizeof detail));
                 return true;
             }
+            if (arm_header) arm_timer(c, w->tv_header);
             if (pc_http_rx_headers_done(&c->rx)) {
                 /* Body bytes were copied out by the parser: drop them so
                  * the buffer holds only the head. */
