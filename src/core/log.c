@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -316,6 +317,27 @@ static void write_all(const char *p, size_t n)
         p += w;
         n -= (size_t)w;
     }
+}
+
+void pc_log_fragment_begin(pc_logline *l)
+{
+    l->len = l->good = 0;
+    l->truncated = false;
+    l->access = false;
+}
+
+char *pc_log_fragment_take(const pc_logline *l, size_t *len)
+{
+    char *f = malloc(l->good ? l->good : 1);
+    if (f != NULL) memcpy(f, l->buf, l->good);
+    *len = f != NULL ? l->good : 0;
+    return f;
+}
+
+void pc_log_fragment(pc_logline *l, const char *fields, size_t len)
+{
+    put_raw(l, fields, len);
+    field_done(l);
 }
 
 void pc_log_flush_thread(void)

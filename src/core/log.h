@@ -57,6 +57,15 @@ void pc_log_redacted(pc_logline *l, const char *key, pc_str secret);
 void pc_log_json(pc_logline *l, const char *key, const char *json);
 void pc_log_end(pc_logline *l);
 
+/* Fields rendered once and added to many lines: a connection's own fields
+ * (peer, client certificate) on each of its access lines. Begin an empty
+ * line, add fields with the functions above, then pc_log_fragment_take
+ * copies out what fit (malloc'd, NULL when out of memory). */
+void pc_log_fragment_begin(pc_logline *l);
+char *pc_log_fragment_take(const pc_logline *l, size_t *len);
+/* Add such fields to a line, whole or not at all. */
+void pc_log_fragment(pc_logline *l, const char *fields, size_t len);
+
 /* One-call convenience for a line with a message. */
 void pc_log_msg(pc_log_level level, const char *event, const char *fmt, ...) PC_PRINTF(3, 4);
 

@@ -81,6 +81,7 @@ static void conn_free(pc_conn *c)
     pc_spares_give(&w->spare_in, c->in, c->in_cap);
     pc_spares_give(&w->spare_out, c->out, c->out_cap);
     free(c->req.hdrs);
+    free(c->log_fields);
     if (c->rt) pc_runtime_unref(c->rt);
     if (c->prev)
         c->prev->next = c->next;
@@ -201,6 +202,18 @@ void pc_conn_accept(pc_worker *w, int fd, const struct sockaddr *sa, socklen_t s
 
 /* ---- response path ------------------------------------------------------ */
 
+/* The fields of an access line that are the connection's. */
+static void conn_log_fields(pc_conn *c, pc_logline *l)
+{
+    pc_log_uint(l, "conn", c->id);
+    pc_log_cstr(l, "peer", c->peer_str);
+    if (c->peer.present) {
+        pc_log_cstr(l, "client_subject", c->peer.subject);
+        pc_log_cstr(l, "client_x5t#S256", c->peer.x5t_s256);
+        pc_log_bool(l, "client_ca_verified", c->peer.ca_verified);
+    }
+}
+
 static void access_log(pc_conn *c)
 {
     pc_request *r = &c->req;
@@ -212,8 +225,6 @@ static void access_log(pc_conn *c)
                  (now.tv_nsec - r->start.tv_nsec) / 1000;
     const pc_http_req *h = &c->rx.req;
     pc_log_cstr(&l, "req", r->id);
-    pc_log_uint(&l, "conn", c->id);
-    pc_log_cstr(&l, "peer", c->peer_str);
     if (h->method.len) pc_log_str(&l, "method", h->method);
     /* The path only: a query string may carry secrets (and FAPI forbids
      * tokens there, so one that does is an attack we must not store). */
@@ -222,11 +233,18 @@ static void access_log(pc_conn *c)
     pc_log_int(&l, "status", r->status);
     pc_log_uint(&l, "bytes", r->resp_body_bytes);
     pc_log_millis(&l, "latency_ms", us > 0 ? (uint64_t)us : 0);
-    if (c->peer.present) {
-        pc_log_cstr(&l, "client_subject", c->peer.subject);
-        pc_log_cstr(&l, "client_x5t#S256", c->peer.x5t_s256);
-        pc_log_bool(&l, "client_ca_verified", c->peer.ca_verified);
+    if (c->log_fields == NULL && SSL_is_init_finished(c->ssl)) {
+        /* Rendered once per connection (after the handshake, when the
+         * client certificate is known), copied into each line after. */
+        pc_logline f;
+        pc_log_fragment_begin(&f);
+        conn_log_fields(c, &f);
+        c->log_fields = pc_log_fragment_take(&f, &c->log_fields_len);
     }
+    if (c->log_fields != NULL)
+        pc_log_fragment(&l, c->log_fields, c->log_fields_len);
+    else
+        conn_log_fields(c, &l);
     if (r->error_reason) pc_log_cstr(&l, "reason", r->error_reason);
     pc_log_end(&l);
 }

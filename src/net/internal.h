@@ -161,6 +161,8 @@ struct pc_conn {
     bool close_after;
     bool responded;      /* a response just finished; see read_step */
     uint32_t n_requests;
+    char *log_fields;     /* this connection's access-log fields, rendered once */
+    size_t log_fields_len;
     pc_request req;
 };
 

@@ -123,6 +123,54 @@ static void test_truncation_keeps_json(void **state)
     json_decref(j);
 }
 
+/* Fields rendered once as a fragment read back like fields added one by
+ * one; a fragment that does not fit is left out whole. */
+static void test_fragment(void **state)
+{
+    (void)state;
+    pc_logline f;
+    pc_log_fragment_begin(&f);
+    pc_log_uint(&f, "conn", 7);
+    pc_log_cstr(&f, "peer", "127.0.0.1:5\"");
+    pc_log_bool(&f, "verified", true);
+    size_t len;
+    char *frag = pc_log_fragment_take(&f, &len);
+    assert_non_null(frag);
+    pc_logline l;
+    assert_true(pc_log_begin(&l, PC_LOG_WARN, "ev"));
+    pc_log_cstr(&l, "before", "x");
+    pc_log_fragment(&l, frag, len);
+    pc_log_cstr(&l, "after", "y");
+    pc_log_end(&l);
+    json_t *j = last_line();
+    assert_int_equal(json_integer_value(json_object_get(j, "conn")), 7);
+    assert_string_equal(json_string_value(json_object_get(j, "peer")), "127.0.0.1:5\"");
+    assert_true(json_is_true(json_object_get(j, "verified")));
+    assert_string_equal(json_string_value(json_object_get(j, "after")), "y");
+    json_decref(j);
+
+    char big[PC_MAX_LOG_LINE];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    /* A value that leaves less and less room: the fragment is in whole
+     * or not at all, and for some lengths the value fits but it does not. */
+    bool left_out = false;
+    for (size_t skip = 0; skip < 300; skip++) {
+        assert_true(pc_log_begin(&l, PC_LOG_WARN, "ev"));
+        pc_log_cstr(&l, "big", big + skip);
+        pc_log_fragment(&l, frag, len);
+        pc_log_end(&l);
+        j = last_line();
+        bool conn = json_object_get(j, "conn") != NULL, peer = json_object_get(j, "peer") != NULL,
+             verified = json_object_get(j, "verified") != NULL;
+        assert_true(conn == peer && peer == verified);
+        if (!conn && json_object_get(j, "big") != NULL) left_out = true;
+        json_decref(j);
+    }
+    assert_true(left_out);
+    free(frag);
+}
+
 static void test_redaction_and_levels(void **state)
 {
     (void)state;
@@ -149,6 +197,7 @@ int main(void)
         cmocka_unit_test(test_escaping_and_utf8),
         cmocka_unit_test(test_escaping_every_position),
         cmocka_unit_test(test_truncation_keeps_json),
+        cmocka_unit_test(test_fragment),
         cmocka_unit_test(test_redaction_and_levels),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
