@@ -24,8 +24,7 @@ bool pc_field_value_ok(pc_str v)
     for (; i + 8 <= v.len; i += 8) {
         uint64_t w;
         memcpy(&w, v.ptr + i, sizeof w);
-        /* '|', not '||': both tests, one branch. */
-        if (!(pc_word_has_less(w, 0x20) | pc_word_has_byte(w, 0x7f))) continue;
+        if (!pc_word_has_less(w, 0x20) && !pc_word_has_byte(w, 0x7f)) continue;
         for (size_t j = i; j < i + 8; j++)
             if (!field_byte_ok((unsigned char)v.ptr[j])) return false;
     }
