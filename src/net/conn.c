@@ -78,7 +78,7 @@ static void conn_free(pc_conn *c)
     if (c->refuse_status) atomic_fetch_sub(&w->srv->n_refusing, 1);
     pc_tls_peer_clear(&c->peer);
     if (c->rx_ready) pc_http_rx_free(&c->rx);
-    pc_spares_give(&w->spare_in, c->in, c->in_cap);
+    pc_spares_give(&w->spare_in, c->in, c->in_block);
     pc_spares_give(&w->spare_out, c->out, c->out_cap);
     free(c->req.hdrs);
     free(c->log_fields);
@@ -93,23 +93,36 @@ static void conn_free(pc_conn *c)
     if (w->draining && w->n_conns == 0) event_base_loopexit(w->base, NULL);
 }
 
-/* Size the input buffer and make the parser from the connection's
- * runtime. The buffer itself is allocated when there is something to read
- * and released while the connection is idle (see finish_request): 10,000
- * idle keep-alive connections must not hold 32 KiB each. */
+/* The input block: the bytes (in_cap of them), then, 16-aligned, the
+ * request's header index. Both are lent together (spares.c), so an idle
+ * connection holds neither. */
+static size_t index_offset(size_t in_cap) { return (in_cap + 15) & ~(size_t)15; }
+
+static void lend_header_index(pc_conn *c)
+{
+    pc_http_rx_lend_headers(&c->rx, c->in ? (pc_header *)(void *)(c->in + index_offset(c->in_cap)) : NULL);
+}
+
+/* Size the input block and make the parser from the connection's runtime.
+ * The block itself is taken when there is something to read and given back
+ * while the connection is idle (see finish_request): 10,000 idle
+ * keep-alive connections must not hold 34 KiB each. */
 static bool conn_buffers(pc_conn *c)
 {
     const pc_limits_config *lim = &c->rt->cfg->limits;
     size_t cap = (size_t)lim->max_header_bytes + READ_CHUNK;
     if (cap < c->in_len) cap = c->in_len; /* keep pipelined bytes */
+    size_t block = index_offset(cap) + (size_t)lim->max_header_count * sizeof(pc_header);
     if (c->in != NULL) {
-        char *in = realloc(c->in, cap);
+        char *in = realloc(c->in, block);
         if (in == NULL) return false;
         c->in = in;
     }
     c->in_cap = cap;
+    c->in_block = block;
     if (c->rx_ready) pc_http_rx_free(&c->rx);
-    c->rx_ready = pc_ok(pc_http_rx_init(&c->rx, lim));
+    c->rx_ready = pc_ok(pc_http_rx_init_lent(&c->rx, lim));
+    lend_header_index(c);
     return c->rx_ready;
 }
 
@@ -529,9 +542,12 @@ static bool read_step(pc_conn *c)
             c->state = CONN_CLOSING;
             return true;
         }
-        if (c->in == NULL && (c->in = pc_spares_take(&c->w->spare_in, c->in_cap)) == NULL) {
-            c->state = CONN_CLOSING; /* out of memory: drop, do not half-answer */
-            return true;
+        if (c->in == NULL) {
+            if ((c->in = pc_spares_take(&c->w->spare_in, c->in_block)) == NULL) {
+                c->state = CONN_CLOSING; /* out of memory: drop, do not half-answer */
+                return true;
+            }
+            lend_header_index(c);
         }
         int n = SSL_read(c->ssl, c->in + c->in_len, (int)(c->in_cap - c->in_len));
         if (n > 0) {
@@ -571,11 +587,17 @@ static void finish_request(pc_conn *c)
     if (rest) {
         memmove(c->in, c->in + c->parse_off, rest);
     } else {
-        pc_spares_give(&c->w->spare_in, c->in, c->in_cap);
+        pc_spares_give(&c->w->spare_in, c->in, c->in_block);
         c->in = NULL;
+        lend_header_index(c); /* none while idle */
         pc_spares_give(&c->w->spare_out, c->out, c->out_cap);
         c->out = NULL;
         c->out_cap = 0;
+        /* Small (512 B to start): glibc's per-thread cache makes taking
+         * one again cheap, and idle connections hold none. */
+        free(c->req.hdrs);
+        c->req.hdrs = NULL;
+        c->req.hdrs_cap = 0;
     }
     c->in_len = rest;
     c->parse_off = 0;

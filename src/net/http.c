@@ -206,9 +206,24 @@ pc_result pc_http_rx_init(pc_http_rx *rx, const pc_limits_config *limits)
     return PC_OK;
 }
 
+pc_result pc_http_rx_init_lent(pc_http_rx *rx, const pc_limits_config *limits)
+{
+    memset(rx, 0, sizeof *rx);
+    rx->limits = limits;
+    rx->headers_lent = true;
+    pc_http_rx_reset(rx);
+    return PC_OK;
+}
+
+void pc_http_rx_lend_headers(pc_http_rx *rx, pc_header *headers)
+{
+    rx->headers = headers;
+    rx->req.headers = headers;
+}
+
 void pc_http_rx_free(pc_http_rx *rx)
 {
-    free(rx->headers);
+    if (!rx->headers_lent) free(rx->headers);
     free(rx->body);
     rx->headers = NULL;
     rx->body = NULL;
@@ -303,6 +318,10 @@ pc_http_status pc_http_rx_feed(pc_http_rx *rx, const char *data, size_t len, siz
     *consumed = 0;
     if (rx->error_status) return PC_HTTP_ERROR;
     if (len == 0) return PC_HTTP_NEED_MORE; /* 0 would mean EOF to http-parser */
+    if (rx->headers == NULL) {
+        fail(rx, 500, "no_header_index"); /* a caller that forgot to lend it */
+        return PC_HTTP_ERROR;
+    }
     if (rx->head_start == NULL) {
         /* RFC 9112 §2.2: ignore empty lines before the request-line. */
         while (skipped + 1 < len && data[skipped] == '\r' && data[skipped + 1] == '\n')

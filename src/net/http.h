@@ -46,7 +46,8 @@ typedef struct pc_http_rx {
     http_parser parser;
     const pc_limits_config *limits;
     pc_http_req req;
-    pc_header *headers;       /* capacity limits->max_header_count; owned */
+    pc_header *headers;       /* capacity limits->max_header_count */
+    bool headers_lent;        /* the caller's memory (pc_http_rx_init_lent) */
     char *body;               /* grows up to limits->max_body_bytes; owned */
     size_t body_cap;
     size_t header_bytes;      /* bytes of this request's head so far */
@@ -62,6 +63,13 @@ typedef struct pc_http_rx {
 } pc_http_rx;
 
 PC_MUST_USE pc_result pc_http_rx_init(pc_http_rx *rx, const pc_limits_config *limits);
+/* The same, but the header index (limits->max_header_count entries) is
+ * lent by the caller per request rather than owned: the server keeps it in
+ * the connection's input buffer, so that an idle connection holds neither.
+ * Lend it before feeding a request's bytes; NULL takes it back between
+ * requests. Feeding without one refuses the request (500). */
+PC_MUST_USE pc_result pc_http_rx_init_lent(pc_http_rx *rx, const pc_limits_config *limits);
+void pc_http_rx_lend_headers(pc_http_rx *rx, pc_header *headers);
 void pc_http_rx_free(pc_http_rx *rx);
 /* Forget the last request; the next byte fed starts a new one. */
 void pc_http_rx_reset(pc_http_rx *rx);

@@ -152,6 +152,7 @@ struct pc_conn {
     pc_tls_peer peer;
     char *in;            /* input buffer; the current head stays in place */
     size_t in_len, in_cap, parse_off;
+    size_t in_block;     /* bytes allocated: in_cap, then the header index */
     pc_http_rx rx;
     bool rx_ready;
     bool sent_continue;

@@ -109,6 +109,35 @@ static void test_post_body_and_pipelining(void **state)
     pc_http_rx_free(&rx);
 }
 
+/* A header index lent per request (as the server lends it inside the
+ * connection's input buffer): without one a request is refused, with one
+ * the headers land in it, and taking it back between requests is fine. */
+static void test_lent_header_index(void **state)
+{
+    (void)state;
+    const char *msg = "GET /a HTTP/1.1\r\nHost: h\r\nX-One: 1\r\n\r\n";
+    pc_limits_config l = limits();
+    pc_header *index = calloc(l.max_header_count, sizeof *index);
+    assert_non_null(index);
+    pc_http_rx rx;
+    assert_true(pc_ok(pc_http_rx_init_lent(&rx, &l)));
+    size_t used = 0;
+    assert_int_equal(pc_http_rx_feed(&rx, msg, strlen(msg), &used), PC_HTTP_ERROR);
+    assert_int_equal(rx.error_status, 500);
+
+    pc_http_rx_reset(&rx);
+    pc_http_rx_lend_headers(&rx, index);
+    assert_int_equal(pc_http_rx_feed(&rx, msg, strlen(msg), &used), PC_HTTP_REQUEST);
+    assert_ptr_equal(rx.req.headers, index);
+    assert_true(pc_str_eq(pc_http_header(&rx.req, "x-one"), PC_STR("1")));
+    pc_http_rx_lend_headers(&rx, NULL);
+    pc_http_rx_reset(&rx);
+    pc_http_rx_lend_headers(&rx, index);
+    assert_int_equal(pc_http_rx_feed(&rx, msg, strlen(msg), &used), PC_HTTP_REQUEST);
+    pc_http_rx_free(&rx); /* does not free the lent index */
+    free(index);
+}
+
 static void test_chunked(void **state)
 {
     (void)state;
@@ -327,6 +356,7 @@ int main(void)
         cmocka_unit_test(test_nul_in_head),
         cmocka_unit_test(test_long_values_every_position),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_lent_header_index),
         cmocka_unit_test(test_expect_continue_and_leading_crlf),
         cmocka_unit_test(test_path_safety),
     };
