@@ -20,16 +20,11 @@ static void add_parsed_header(pc_gw_buf *out, const char *name, size_t nlen, pc_
     pc_gw_buf_add(out, "\r\n", 2);
 }
 
-static void add_header_n(pc_gw_buf *out, const char *name, size_t nlen, pc_str v)
-{
-    /* Claims are signed by our AS, but a header is still no place for CR,
-     * LF or NUL. */
-    if (pc_field_value_ok(v)) add_parsed_header(out, name, nlen, v);
-}
-
+/* A header the gateway sets (identity, forwarding): claims are signed by
+ * our AS, but a header is still no place for CR, LF or NUL. */
 static void add_header(pc_gw_buf *out, const char *name, pc_str v)
 {
-    add_header_n(out, name, strlen(name), v);
+    if (pc_field_value_ok(v)) add_parsed_header(out, name, strlen(name), v);
 }
 
 static void add_identity(pc_gw_buf *out, const pc_gw_identity *id)

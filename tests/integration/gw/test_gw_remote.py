@@ -107,13 +107,19 @@ def test_unknown_kid_flood_bounded_fetches(pair, pki, keys):
     assert call(g, pki, "/accounts/a", tok).status == 200
 
 
+def rotate_at_as(a):
+    """Rotate the AS's signing key twice, then reload it so that new tokens
+    carry a kid the gateway has not fetched yet."""
+    for _ in range(2):
+        H.portcullis("keys", "rotate", "-c", a.srv.config_path, check=True)
+    reload_and_wait(a.srv)
+
+
 def test_key_rotation_picked_up(pair, pki):
     a, g = pair
     tok = a.access_token(a.token_mtls())
     wait_ok(g, pki, tok)
-    for _ in range(2):
-        H.portcullis("keys", "rotate", "-c", a.srv.config_path, check=True)
-    reload_and_wait(a.srv)
+    rotate_at_as(a)
     new = a.access_token(a.token_mtls())
     assert decode_jwt(new)[0]["kid"] != decode_jwt(tok)[0]["kid"]
     time.sleep(MIN_REFETCH)
@@ -128,9 +134,7 @@ def test_new_kid_waits_for_the_fetch(pair, pki):
     a, g = pair
     tok = a.access_token(a.token_mtls())
     wait_ok(g, pki, tok)
-    for _ in range(2):
-        H.portcullis("keys", "rotate", "-c", a.srv.config_path, check=True)
-    reload_and_wait(a.srv)
+    rotate_at_as(a)
     time.sleep(MIN_REFETCH)   # a refetch is allowed again
     fetched = len(g.events("jwks_fetched"))
     new = a.access_token(a.token_mtls())
